@@ -1,0 +1,35 @@
+"""scratchnet's array kernels: NumPy arrays in, NumPy arrays out.
+
+Channels-first layouts throughout: x is (N, C, *spatial) with 1, 2 or 3
+spatial dimensions, convolution weights are (C_out, C_in / groups, *k).
+Every public function validates its arguments and accepts float32 or
+float64; the work runs in Numba-compiled loops cached on disk.
+
+This package never imports scratchnet.
+"""
+
+from .conv import (
+    conv_backward_bias,
+    conv_backward_input,
+    conv_backward_weight,
+    conv_forward,
+    conv_output_shape,
+)
+from .gram import gram, gram_backward
+from .pool import avg_pool_backward, avg_pool_forward, max_pool_backward, max_pool_forward
+from .triplet import (
+    pairwise_sq_distances,
+    pairwise_sq_distances_backward,
+    select_triplets,
+    triplet_loss,
+    triplet_loss_backward,
+)
+
+__all__ = [
+    "conv_forward", "conv_backward_input", "conv_backward_weight", "conv_backward_bias",
+    "conv_output_shape",
+    "max_pool_forward", "max_pool_backward", "avg_pool_forward", "avg_pool_backward",
+    "gram", "gram_backward",
+    "pairwise_sq_distances", "pairwise_sq_distances_backward",
+    "triplet_loss", "triplet_loss_backward", "select_triplets",
+]

@@ -1,0 +1,178 @@
+"""Max and average pooling in 1, 2 and 3 spatial dimensions, forward and backward.
+
+Notation: x is (N, n_C, *n_in), f the window size, s the stride, p the padding,
+one entry per spatial dimension; each channel is pooled on its own, so the
+output is (N, n_C, *n_out) with n_out = floor((n_in + 2p - f) / s) + 1, the
+course's formula. A window at output position o covers the input positions
+o * s - p + j for 0 <= j < f.
+
+    max pooling       y[o] = max over the window of x
+                      dx[i] = sum of dy[o] over the windows whose maximum is at i
+    average pooling   y[o] = (1 / m_o) sum over the window of x
+                      dx[i] = sum of dy[o] / m_o over the windows that cover i
+
+Padding is ignored by max pooling (as if it were -inf), and counts as zeros in
+average pooling; m_o is the full window volume with count_include_pad=True,
+else the number of real input positions in the window. As in PyTorch, padding
+may be at most half the window, so that every window holds real input.
+
+One formulation for all dimensionalities: a table `window[o, j]` lists, for
+every output position o (flattened) and window offset j (flattened), the
+flat input position it reads, or -1 for padding. The table is built once per
+call with NumPy, and each of the four loops below walks it for every
+(n, c) plane in parallel.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+from ._checks import as_tuple, check_float_array, check_shape, output_sizes
+
+
+# ---------------------------------------------------------------- public tier
+
+def max_pool_forward(x, kernel_size, stride=None, padding=0):
+    """Return (y, indices); indices[n, c, o] is the flat position in x[n, c] of y[n, c, o]."""
+    x = check_float_array("x", x, ndim=(3, 4, 5))
+    window, out_sizes = _window_table(x.shape, kernel_size, stride, padding)
+    planes = x.reshape(x.shape[0] * x.shape[1], -1)         # (N C, positions)
+    y = np.empty((planes.shape[0], window.shape[0]), dtype=x.dtype)
+    indices = np.empty(y.shape, dtype=np.int64)
+    _max_pool_planes(planes, window, y, indices)
+    out_shape = x.shape[:2] + out_sizes
+    return y.reshape(out_shape), indices.reshape(out_shape)
+
+
+def max_pool_backward(dy, indices, x_shape):
+    """dL/dx: each dy[n, c, o] goes to the position indices[n, c, o] of x[n, c]."""
+    dy = check_float_array("dy", dy, ndim=(3, 4, 5))
+    x_shape = check_shape("x_shape", x_shape, ndim=dy.ndim)
+    if not isinstance(indices, np.ndarray) or indices.dtype != np.int64:
+        raise TypeError(f"indices must be an int64 numpy.ndarray, got {_describe(indices)}")
+    if indices.shape != dy.shape:
+        raise ValueError(f"indices must have the shape of dy {dy.shape}, got {indices.shape}")
+    if dy.shape[:2] != x_shape[:2]:
+        raise ValueError(f"dy must have batch and channels {x_shape[:2]}, got {dy.shape[:2]}")
+    plane_size = int(np.prod(x_shape[2:]))
+    if indices.size and (indices.min() < 0 or indices.max() >= plane_size):
+        raise ValueError(f"indices must lie in [0, {plane_size}) for x_shape {x_shape}")
+    n_planes = x_shape[0] * x_shape[1]
+    dx = np.zeros((n_planes, plane_size), dtype=dy.dtype)
+    _scatter_planes(dy.reshape(n_planes, -1), np.ascontiguousarray(indices).reshape(n_planes, -1), dx)
+    return dx.reshape(x_shape)
+
+
+def avg_pool_forward(x, kernel_size, stride=None, padding=0, count_include_pad=True):
+    """y[n, c, o] = mean of x[n, c] over the window at o."""
+    x = check_float_array("x", x, ndim=(3, 4, 5))
+    window, out_sizes = _window_table(x.shape, kernel_size, stride, padding)
+    divisor = _divisors(window, count_include_pad, x.dtype)
+    planes = x.reshape(x.shape[0] * x.shape[1], -1)         # (N C, positions)
+    y = np.empty((planes.shape[0], window.shape[0]), dtype=x.dtype)
+    _avg_pool_planes(planes, window, divisor, y)
+    return y.reshape(x.shape[:2] + out_sizes)
+
+
+def avg_pool_backward(dy, x_shape, kernel_size, stride=None, padding=0, count_include_pad=True):
+    """dL/dx: each dy[n, c, o] / m_o is added to every position of its window."""
+    dy = check_float_array("dy", dy, ndim=(3, 4, 5))
+    x_shape = check_shape("x_shape", x_shape, ndim=dy.ndim)
+    window, out_sizes = _window_table(x_shape, kernel_size, stride, padding)
+    expected = tuple(x_shape[:2]) + out_sizes
+    if dy.shape != expected:
+        raise ValueError(f"dy must have shape {expected} (the forward output), got {dy.shape}")
+    divisor = _divisors(window, count_include_pad, dy.dtype)
+    n_planes = x_shape[0] * x_shape[1]
+    dx = np.zeros((n_planes, int(np.prod(x_shape[2:]))), dtype=dy.dtype)
+    _avg_pool_backward_planes(dy.reshape(n_planes, -1), window, divisor, dx)
+    return dx.reshape(x_shape)
+
+
+# ------------------------------------------------------------ the window table
+
+def _window_table(x_shape, kernel_size, stride, padding):
+    """Validate the pooling arguments; return (window (P, K) int64, out_sizes)."""
+    n_spatial = len(x_shape) - 2
+    in_sizes = tuple(x_shape[2:])
+    kernel = as_tuple("kernel_size", kernel_size, n_spatial, minimum=1)
+    stride = kernel if stride is None else as_tuple("stride", stride, n_spatial, minimum=1)
+    pad = as_tuple("padding", padding, n_spatial, minimum=0)
+    if any(2 * p > f for p, f in zip(pad, kernel)):
+        raise ValueError(f"padding must be at most half of kernel_size {kernel}, got {padding!r}")
+    out_sizes = output_sizes(in_sizes, kernel, stride, tuple((p, p) for p in pad), (1,) * n_spatial)
+    flat_index = np.zeros((1, 1), dtype=np.int64)             # (P so far, K so far)
+    inside = np.ones((1, 1), dtype=bool)
+    for size, f, s, p, n_out in zip(in_sizes, kernel, stride, pad, out_sizes):
+        position = np.arange(n_out)[:, None] * s - p + np.arange(f)[None, :]  # (n_out, f)
+        # (P, K) x (n_out, f) -> (P n_out, K f): the last dimension varies fastest
+        flat_index = (flat_index[:, None, :, None] * size + position[None, :, None, :])
+        inside = inside[:, None, :, None] & ((position >= 0) & (position < size))[None, :, None, :]
+        flat_index = flat_index.reshape(flat_index.shape[0] * n_out, -1)
+        inside = inside.reshape(flat_index.shape)
+    return np.where(inside, flat_index, -1), out_sizes
+
+
+def _divisors(window, count_include_pad, dtype):
+    """m_o per output position: the window volume, or its count of real positions."""
+    if count_include_pad:
+        return np.full(window.shape[0], window.shape[1], dtype=dtype)
+    return (window >= 0).sum(axis=1).astype(dtype)
+
+
+def _describe(a):
+    if isinstance(a, np.ndarray):
+        return f"an array of dtype {a.dtype}"
+    return type(a).__name__
+
+
+# ---------------------------------------------------------- jitted kernels
+
+@njit(cache=True, parallel=True)
+def _max_pool_planes(x, window, y, argmax):
+    """y[m, o] = max_j x[m, window[o, j]]; NaN wins, as in PyTorch; ties go to the first."""
+    for m in prange(x.shape[0]):
+        for o in range(window.shape[0]):
+            best_i = -1
+            best = x[m, 0]
+            for j in range(window.shape[1]):
+                i = window[o, j]
+                if i < 0:
+                    continue
+                value = x[m, i]
+                if best_i < 0 or value > best or (np.isnan(value) and not np.isnan(best)):
+                    best, best_i = value, i
+            y[m, o] = best
+            argmax[m, o] = best_i
+
+
+@njit(cache=True, parallel=True)
+def _scatter_planes(dy, argmax, dx):
+    """dx[m, argmax[m, o]] += dy[m, o]."""
+    for m in prange(dy.shape[0]):
+        for o in range(dy.shape[1]):
+            dx[m, argmax[m, o]] += dy[m, o]
+
+
+@njit(cache=True, parallel=True)
+def _avg_pool_planes(x, window, divisor, y):
+    """y[m, o] = (1 / m_o) sum_j x[m, window[o, j]], padding read as 0."""
+    for m in prange(x.shape[0]):
+        for o in range(window.shape[0]):
+            total = 0.0
+            for j in range(window.shape[1]):
+                i = window[o, j]
+                if i >= 0:
+                    total += x[m, i]
+            y[m, o] = total / divisor[o]
+
+
+@njit(cache=True, parallel=True)
+def _avg_pool_backward_planes(dy, window, divisor, dx):
+    """dx[m, window[o, j]] += dy[m, o] / m_o for every real position of the window."""
+    for m in prange(dy.shape[0]):
+        for o in range(window.shape[0]):
+            share = dy[m, o] / divisor[o]
+            for j in range(window.shape[1]):
+                i = window[o, j]
+                if i >= 0:
+                    dx[m, i] += share
