@@ -1,0 +1,179 @@
+"""Max and average pooling kernels against the naive loops, finite differences and PyTorch."""
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+import kernels
+import naive_pool
+
+# ------------------------------------------------ the naive reference itself
+
+def test_naive_by_hand():
+    x = np.array([[[[1.0, 3.0], [2.0, 4.0]]]])
+    assert naive_pool.max_pool(x, 2)[0, 0, 0, 0] == 4.0
+    assert naive_pool.avg_pool(x, 2)[0, 0, 0, 0] == 2.5
+    np.testing.assert_array_equal(naive_pool.max_pool_grad(np.ones((1, 1, 1, 1)), x, 2),
+                                  [[[[0.0, 0.0], [0.0, 1.0]]]])
+    np.testing.assert_array_equal(naive_pool.avg_pool_grad(np.ones((1, 1, 1, 1)), x.shape, 2),
+                                  np.full(x.shape, 0.25))
+
+
+def test_naive_padding_by_hand():
+    x = np.array([[[2.0, 4.0, 6.0]]])
+    # windows of 2 with stride 2 and padding 1: [pad, 2], [4, 6]
+    np.testing.assert_array_equal(naive_pool.max_pool(x, 2, 2, 1), [[[2.0, 6.0]]])
+    np.testing.assert_array_equal(naive_pool.avg_pool(x, 2, 2, 1), [[[1.0, 5.0]]])
+    np.testing.assert_array_equal(naive_pool.avg_pool(x, 2, 2, 1, count_include_pad=False),
+                                  [[[2.0, 5.0]]])
+
+
+# ------------------------------------------------------ drawn configurations
+
+@st.composite
+def pool_configs(draw):
+    nd = draw(st.integers(1, 3))
+    kernel = tuple(draw(st.integers(1, 3)) for _ in range(nd))
+    stride = draw(st.one_of(st.none(), st.integers(1, 3), st.tuples(*[st.integers(1, 3)] * nd)))
+    padding = tuple(draw(st.integers(0, f // 2)) for f in kernel)
+    sizes = tuple(draw(st.integers(1, 7 if nd < 3 else 5)) for _ in range(nd))
+    x_shape = (draw(st.integers(1, 3)), draw(st.integers(1, 3))) + sizes
+    out = naive_pool.out_shape(x_shape, kernel, stride, padding)
+    assume(all(s >= 1 for s in out[2:]))
+    return dict(x_shape=x_shape, kernel_size=kernel, stride=stride, padding=padding)
+
+
+def _x(cfg, seed=0):
+    # distinct values, so that the maximum of every window is unique
+    rng = np.random.default_rng(seed)
+    size = int(np.prod(cfg["x_shape"]))
+    return rng.permutation(size).reshape(cfg["x_shape"]).astype(np.float64) / size
+
+
+def _args(cfg):
+    return cfg["kernel_size"], cfg["stride"], cfg["padding"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(pool_configs())
+def test_max_pool_matches_naive(cfg):
+    x = _x(cfg)
+    y, indices = kernels.max_pool_forward(x, *_args(cfg))
+    np.testing.assert_array_equal(y, naive_pool.max_pool(x, *_args(cfg)))
+    # the indices point at the maxima
+    flat = x.reshape(x.shape[0], x.shape[1], -1)
+    picked = np.take_along_axis(flat, indices.reshape(*indices.shape[:2], -1), axis=2)
+    np.testing.assert_array_equal(picked.reshape(y.shape), y)
+    dy = np.random.default_rng(1).standard_normal(y.shape)
+    np.testing.assert_allclose(kernels.max_pool_backward(dy, indices, x.shape),
+                               naive_pool.max_pool_grad(dy, x, *_args(cfg)), rtol=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(pool_configs(), st.booleans())
+def test_avg_pool_matches_naive(cfg, count_include_pad):
+    x = _x(cfg)
+    k, s, p = _args(cfg)
+    y = kernels.avg_pool_forward(x, k, s, p, count_include_pad)
+    np.testing.assert_allclose(y, naive_pool.avg_pool(x, k, s, p, count_include_pad), rtol=1e-12)
+    dy = np.random.default_rng(1).standard_normal(y.shape)
+    np.testing.assert_allclose(kernels.avg_pool_backward(dy, x.shape, k, s, p, count_include_pad),
+                               naive_pool.avg_pool_grad(dy, x.shape, k, s, p, count_include_pad),
+                               rtol=1e-12, atol=1e-15)
+
+
+@settings(max_examples=20, deadline=None)
+@given(pool_configs(), st.booleans())
+def test_gradients_match_finite_differences(cfg, count_include_pad):
+    x = _x(cfg)
+    k, s, p = _args(cfg)
+    rng = np.random.default_rng(2)
+    direction = rng.standard_normal(x.shape)
+    eps = 1e-7   # smaller than the gap between distinct values: the argmax stays put
+    y, indices = kernels.max_pool_forward(x, k, s, p)
+    v = rng.standard_normal(y.shape)
+
+    def max_loss(x_):
+        return np.vdot(kernels.max_pool_forward(x_, k, s, p)[0], v)
+
+    def avg_loss(x_):
+        return np.vdot(kernels.avg_pool_forward(x_, k, s, p, count_include_pad), v)
+
+    for loss, grad in [(max_loss, kernels.max_pool_backward(v, indices, x.shape)),
+                       (avg_loss, kernels.avg_pool_backward(v, x.shape, k, s, p, count_include_pad))]:
+        numeric = (loss(x + eps * direction) - loss(x - eps * direction)) / (2 * eps)
+        np.testing.assert_allclose(np.vdot(grad, direction), numeric, rtol=1e-6, atol=1e-7)
+
+
+@settings(max_examples=30, deadline=None)
+@given(pool_configs(), st.booleans())
+def test_matches_pytorch(cfg, count_include_pad):
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    x = _x(cfg)
+    k, s, p = _args(cfg)
+    # PyTorch's avg_pool3d refuses inputs smaller than the window, even when padded
+    assume(all(n >= f for n, f in zip(x.shape[2:], k)))
+    nd = x.ndim - 2
+    max_pool = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[nd]
+    avg_pool = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}[nd]
+    xt = torch.tensor(x, requires_grad=True)
+    yt, it = max_pool(xt, k, s, p, return_indices=True)
+    y, indices = kernels.max_pool_forward(x, k, s, p)
+    np.testing.assert_array_equal(y, yt.detach().numpy())
+    np.testing.assert_array_equal(indices, it.numpy())
+    xt = torch.tensor(x, requires_grad=True)
+    yt = avg_pool(xt, k, s, p, count_include_pad=count_include_pad)
+    y = kernels.avg_pool_forward(x, k, s, p, count_include_pad)
+    np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-12)
+    dy = np.random.default_rng(3).standard_normal(y.shape)
+    yt.backward(torch.tensor(dy))
+    np.testing.assert_allclose(kernels.avg_pool_backward(dy, x.shape, k, s, p, count_include_pad),
+                               xt.grad.numpy(), rtol=1e-12, atol=1e-15)
+
+
+def test_float32_in_float32_out():
+    x = np.random.default_rng(0).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    y, indices = kernels.max_pool_forward(x, 2)
+    assert y.dtype == np.float32 and indices.dtype == np.int64
+    assert kernels.avg_pool_forward(x, 2).dtype == np.float32
+    assert kernels.avg_pool_backward(y, x.shape, 2).dtype == np.float32
+    assert kernels.max_pool_backward(y, indices, x.shape).dtype == np.float32
+
+
+def test_nan_wins_max_and_spreads_through_average():
+    x = np.arange(16.0).reshape(1, 1, 4, 4)
+    x[0, 0, 0, 0] = np.nan
+    y, _ = kernels.max_pool_forward(x, 2)
+    assert np.isnan(y[0, 0, 0, 0]) and np.isfinite(y[0, 0, 1:, 1:]).all()
+    a = kernels.avg_pool_forward(x, 2)
+    assert np.isnan(a[0, 0, 0, 0]) and a[0, 0, 1, 1] == (10 + 11 + 14 + 15) / 4
+
+
+def test_non_contiguous_input():
+    x = np.random.default_rng(0).standard_normal((2, 3, 6, 8)).transpose(0, 1, 3, 2)
+    np.testing.assert_array_equal(kernels.max_pool_forward(x, 2)[0], naive_pool.max_pool(x, 2))
+
+
+X = np.zeros((2, 3, 8, 8))
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: kernels.max_pool_forward(np.zeros((3, 8)), 2), ValueError, r"x must have 3 or 4 or 5 dimensions"),
+    (lambda: kernels.max_pool_forward(X, 2, padding=2), ValueError, r"padding must be at most half of kernel_size"),
+    (lambda: kernels.max_pool_forward(X, 9), ValueError, r"kernel size \(dilated\) 9 is larger than the padded input 8"),
+    (lambda: kernels.avg_pool_forward(X, 0), ValueError, r"kernel_size must be >= 1"),
+    (lambda: kernels.avg_pool_forward(X, 2, stride=(1, 1, 1)), ValueError, r"stride must be an int or a tuple of 2 ints"),
+    (lambda: kernels.avg_pool_forward(X.astype(np.int32), 2), TypeError, r"x must have dtype float32 or float64"),
+    (lambda: kernels.avg_pool_backward(np.zeros((2, 3, 3, 3)), X.shape, 2), ValueError, r"dy must have shape \(2, 3, 4, 4\)"),
+    (lambda: kernels.max_pool_backward(np.zeros((2, 3, 4, 4)), np.zeros((2, 3, 4, 4), np.int32), X.shape),
+     TypeError, r"indices must be an int64"),
+    (lambda: kernels.max_pool_backward(np.zeros((2, 3, 4, 4)), np.full((2, 3, 4, 4), 64), X.shape),
+     ValueError, r"indices must lie in \[0, 64\)"),
+    (lambda: kernels.max_pool_backward(np.zeros((2, 3, 4, 4)), np.zeros((2, 3, 4, 3), np.int64), X.shape),
+     ValueError, r"indices must have the shape of dy"),
+])
+def test_bad_input_is_named(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
