@@ -34,9 +34,12 @@ products run in BLAS. docs/derivations.md derives the two gradients.
 """
 
 from collections import namedtuple
+from concurrent.futures import ThreadPoolExecutor
 
+import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
+from threadpoolctl import ThreadpoolController
 
 from ._checks import (
     as_tuple,
@@ -70,9 +73,13 @@ def conv_forward(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
             raise ValueError(f"b must have shape ({n_out},) to match w, got {b.shape}")
     w_mat = w.reshape(groups, n_out // groups, -1)           # (G, F_g, C_g k)
     y = np.empty((n_batch, groups, n_out // groups, _n_positions(geo)), dtype=x.dtype)
-    for tile in _tiles(geo, x.shape):
-        cols = _columns(x, geo, tile)                        # (n_t, G, C_g k, P_t)
-        np.matmul(w_mat, cols, out=y[tile.samples, :, :, tile.positions])
+
+    def forward_tiles(tiles):
+        for tile in tiles:
+            cols = _columns(x, geo, tile)                    # (n_t, G, C_g k, P_t)
+            np.matmul(w_mat, cols, out=y[tile.samples, :, :, tile.positions])
+
+    _run_in_workers(forward_tiles, _tiles(geo, x.shape))
     y = y.reshape((n_batch, n_out) + _spatial(geo.out_sizes, geo))
     if b is not None:
         y += b.reshape((1, n_out) + (1,) * geo.n_spatial)
@@ -91,14 +98,19 @@ def conv_backward_input(dy, w, x_shape, stride=1, padding=0, dilation=1, groups=
     dy_mat = dy.reshape(n_batch, groups, n_out // groups, -1)          # (N, G, F_g, P)
     if _is_pointwise(geo):
         return np.matmul(w_mat_t, dy_mat).reshape(x_shape)
-    dx = np.zeros(_lift_shape(x_shape), dtype=dy.dtype)      # (N, C, D, H, W)
-    for tile in _tiles(geo, x_shape):
-        dcols = np.matmul(w_mat_t, dy_mat[tile.samples, :, :, tile.positions])
-        # (n_t, G, C_g k, P_t) -> (n_t, C, kD, kH, kW, rows_t, oW)
-        dcols = dcols.reshape((-1, x_shape[1]) + geo.kernel + (tile.n_rows, geo.out_sizes[2]))
-        _fold(dcols, geo.stride, geo.pad_before, geo.dilation, geo.out_sizes[1],
-              tile.first_row, dx[tile.samples])
-    return dx.reshape(x_shape)
+
+    def backward_tiles(tiles):
+        dx = np.zeros(_lift_shape(x_shape), dtype=dy.dtype)  # (N, C, D, H, W)
+        for tile in tiles:
+            dcols = np.matmul(w_mat_t, dy_mat[tile.samples, :, :, tile.positions])
+            # (n_t, G, C_g k, P_t) -> (n_t, C, kD, kH, kW, rows_t, oW)
+            dcols = dcols.reshape((-1, x_shape[1]) + geo.kernel + (tile.n_rows, geo.out_sizes[2]))
+            _fold(dcols, geo.stride, geo.pad_before, geo.dilation, geo.out_sizes[1],
+                  tile.first_row, dx[tile.samples])
+        return dx
+
+    # each worker folds into its own dx (tiles' windows overlap), then they are added
+    return sum(_run_in_workers(backward_tiles, _tiles(geo, x_shape))).reshape(x_shape)
 
 
 def conv_backward_weight(dy, x, w_shape, stride=1, padding=0, dilation=1, groups=1):
@@ -110,14 +122,18 @@ def conv_backward_weight(dy, x, w_shape, stride=1, padding=0, dilation=1, groups
     check_same_dtype(dy=dy, x=x)
     n_batch, n_out = dy.shape[0], w_shape[0]
     dy_mat = dy.reshape(n_batch, groups, n_out // groups, -1)  # (N, G, F_g, P)
-    dw = np.zeros((groups, n_out // groups, int(np.prod(w_shape[1:]))), dtype=x.dtype)
-    for tile in _tiles(geo, x.shape):
-        cols = _columns(x, geo, tile)                        # (n_t, G, C_g k, P_t)
-        # (n_t, G, F_g, P_t) @ (n_t, G, P_t, C_g k) -> (n_t, G, F_g, C_g k)
-        products = np.matmul(dy_mat[tile.samples, :, :, tile.positions],
-                             cols.transpose(0, 1, 3, 2))
-        dw += products.sum(axis=0)
-    return dw.reshape(w_shape)
+
+    def backward_tiles(tiles):
+        dw = np.zeros((groups, n_out // groups, int(np.prod(w_shape[1:]))), dtype=x.dtype)
+        for tile in tiles:
+            cols = _columns(x, geo, tile)                    # (n_t, G, C_g k, P_t)
+            # (n_t, G, F_g, P_t) @ (n_t, G, P_t, C_g k) -> (n_t, G, F_g, C_g k)
+            products = np.matmul(dy_mat[tile.samples, :, :, tile.positions],
+                                 cols.transpose(0, 1, 3, 2))
+            dw += products.sum(axis=0)
+        return dw
+
+    return sum(_run_in_workers(backward_tiles, _tiles(geo, x.shape))).reshape(w_shape)
 
 
 def conv_backward_bias(dy):
@@ -210,7 +226,11 @@ Tile = namedtuple("Tile", "samples positions first_row n_rows")
 
 
 def _tiles(geo, x_shape):
-    """Cut the output into Tiles; rows are the (o_d, o_h) pairs, each oW long."""
+    """Cut the output into a list of Tiles; rows are the (o_d, o_h) pairs, each oW long."""
+    return list(_generate_tiles(geo, x_shape))
+
+
+def _generate_tiles(geo, x_shape):
     n_batch, channels = x_shape[:2]
     rows = geo.out_sizes[0] * geo.out_sizes[1]
     row_length = geo.out_sizes[2]
@@ -229,6 +249,26 @@ def _tiles(geo, x_shape):
                        row, stop - row)
 
 
+# Tiles run on a pool of worker threads, one per core. Each worker unfolds
+# its tile (Numba, releasing the GIL) and multiplies it with single-threaded
+# BLAS, so the two never fight over the cores; one tile alone runs in the
+# caller with multi-threaded BLAS.
+_BLAS = ThreadpoolController()
+_workers = None
+
+
+def _run_in_workers(work, tiles):
+    """[work(tiles[i::W]) for each worker i]: the tiles dealt round-robin."""
+    n_workers = min(len(tiles), numba.get_num_threads())
+    if n_workers == 1:
+        return [work(tiles)]
+    global _workers
+    if _workers is None or _workers._max_workers < n_workers:
+        _workers = ThreadPoolExecutor(numba.get_num_threads(), thread_name_prefix="conv")
+    with _BLAS.limit(limits=1, user_api="blas"):
+        return list(_workers.map(work, [tiles[i::n_workers] for i in range(n_workers)]))
+
+
 def _columns(x, geo, tile):
     """The columns of x for one tile: (n_t, G, C_g k, P_t), k = filter volume."""
     n_batch, channels = x.shape[:2]
@@ -245,23 +285,22 @@ def _columns(x, geo, tile):
 
 # ---------------------------------------------------------- jitted kernels
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def _unfold(x, stride, pad_before, dilation, out_h, first_row, cols):
     """cols[n, c, j, r, o_w] = x_pad[n, c, o * s + j * d] (zero outside x).
 
     x (n_t, C, D, H, W); cols (n_t, C, kD, kH, kW, rows_t, oW), where local row
     r stands for output row first_row + r, that is (o_d, o_h) = divmod(., out_h).
-    One parallel task per (n, c, filter offset j).
     """
     n_batch, channels = x.shape[0], x.shape[1]
     k_d, k_h, k_w = cols.shape[2], cols.shape[3], cols.shape[4]
-    for task in prange(n_batch * channels * k_d * k_h * k_w):
+    for task in range(n_batch * channels * k_d * k_h * k_w):
         n, c, j_d, j_h, j_w = _split_task(task, channels, k_d, k_h, k_w)
         _unfold_one_offset(x[n, c], (j_d, j_h, j_w), stride, pad_before, dilation,
                            out_h, first_row, cols[n, c, j_d, j_h, j_w])
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _unfold_one_offset(plane, offset, stride, pad_before, dilation, out_h, first_row, out):
     """out[r, o_w] = plane[o * s + offset * d - p], or 0 where that falls outside."""
     size_d, size_h, size_w = plane.shape
@@ -279,15 +318,13 @@ def _unfold_one_offset(plane, offset, stride, pad_before, dilation, out_h, first
         row[stop:] = 0.0
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, nogil=True)
 def _fold(cols, stride, pad_before, dilation, out_h, first_row, dx):
     """dx[n, c, o * s + j * d - p] += cols[n, c, j, r, o_w]: the adjoint of _unfold.
-
-    One parallel task per (n, c) plane, so no two tasks write the same element.
     """
     n_batch, channels = dx.shape[0], dx.shape[1]
     k_d, k_h, k_w = cols.shape[2], cols.shape[3], cols.shape[4]
-    for task in prange(n_batch * channels):
+    for task in range(n_batch * channels):
         n, c = task // channels, task % channels
         for j_d in range(k_d):
             for j_h in range(k_h):
@@ -296,7 +333,7 @@ def _fold(cols, stride, pad_before, dilation, out_h, first_row, dx):
                                      pad_before, dilation, out_h, first_row, dx[n, c])
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _fold_one_offset(col, offset, stride, pad_before, dilation, out_h, first_row, plane):
     """plane[o * s + offset * d - p] += col[r, o_w] where that falls inside."""
     size_d, size_h, size_w = plane.shape
@@ -309,7 +346,7 @@ def _fold_one_offset(col, offset, stride, pad_before, dilation, out_h, first_row
                 plane[i_d, i_h, o_w * stride[2] + shift[2]] += col[r, o_w]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _shift(offset, dilation, pad_before):
     """Where filter offset j reads, relative to o * s: j * d - p, per dimension."""
     return (offset[0] * dilation[0] - pad_before[0],
@@ -317,14 +354,14 @@ def _shift(offset, dilation, pad_before):
             offset[2] * dilation[2] - pad_before[2])
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _input_row(row, out_h, stride, shift):
     """Output row (o_d, o_h) = divmod(row, out_h) -> the input row (i_d, i_h) it reads."""
     o_d, o_h = row // out_h, row % out_h
     return o_d * stride[0] + shift[0], o_h * stride[1] + shift[1]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _inside_range(shift, stride, size, n_out):
     """The outputs o with 0 <= o * stride + shift < size, as a range [first, stop)."""
     first = min(-(shift // stride) if shift < 0 else 0, n_out)
@@ -332,7 +369,7 @@ def _inside_range(shift, stride, size, n_out):
     return first, stop
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _split_task(task, channels, k_d, k_h, k_w):
     """Flat task number -> (n, c, j_d, j_h, j_w), the last index fastest."""
     j_w = task % k_w
