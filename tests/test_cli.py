@@ -1,0 +1,52 @@
+"""The `scratchnet` command: help texts, `check` verdicts and exit status."""
+
+import numpy as np
+import pytest
+
+from scratchnet import check, cli
+from scratchnet.functional import Function
+from scratchnet.tensor import Tensor
+
+
+def test_every_subcommand_has_help(capsys):
+    parser = cli.build_parser()
+    commands = parser._subparsers._group_actions[0].choices
+    assert "check" in commands
+    for name in commands:
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main([name, "--help"])
+        assert exit_info.value.code == 0
+        assert f"usage: scratchnet {name}" in capsys.readouterr().out
+
+
+def test_check_passes_and_prints_a_row_per_configuration(capsys):
+    assert cli.main(["check", "--op", "relu", "--op", "conv2d", "--per-op", "2"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.endswith(" ok")]
+    assert len(rows) == 4
+    assert sum(row.startswith("conv2d ") for row in rows) == 2
+
+
+class _WrongSquare(Function):
+    """x^2 with the derivative 3x instead of 2x."""
+
+    def forward(self, x):
+        self.x = x
+        return x * x
+
+    def backward(self, dy):
+        return 3 * self.x * dy
+
+
+def test_check_fails_with_exit_status_1_on_a_wrong_backward(monkeypatch, capsys):
+    def draw(rng):
+        return "(3,)", _WrongSquare.apply, (Tensor(rng.standard_normal(3), requires_grad=True),)
+
+    monkeypatch.setitem(check.CASES, "wrong_square", draw)
+    assert cli.main(["check", "--op", "wrong_square", "--per-op", "1"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL" in out and "SOME OPS FAIL" in out
+
+
+def test_unknown_op_is_named():
+    with pytest.raises(SystemExit, match=r"--op: unknown op\(s\) \['nope'\]"):
+        cli.main(["check", "--op", "nope"])
