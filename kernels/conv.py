@@ -22,23 +22,27 @@ One formulation serves the three dimensionalities. A 1-D or 2-D input is
 viewed as 3-D with leading spatial dimensions of size 1, so (N, C, L) becomes
 (N, C, 1, 1, L), and then:
 
-    forward          unfold x into columns, one column per output position,
-                     and multiply:      y = W @ cols
-    backward input   dcols = W^T @ dy, then fold the columns back (adding
-                     overlaps) into dx -- a transposed convolution
+    forward          unfold x_pad into columns, one column per output
+                     position o holding every x_pad[c, o * s + j * d], and
+                     multiply:            y = W @ cols
+    backward input   dcols = W^T @ dy, then fold the columns back, adding
+                     where windows overlap, into dx -- a transposed convolution
     backward weight  dW = sum over n of dy @ cols^T
     backward bias    db = sum of dy over n and positions
 
-The unfold and fold loops are written once, for 3-D, in Numba; the matrix
-products run in BLAS. docs/derivations.md derives the two gradients.
+Unfolding is one strided copy per filter offset j: the rows cols[:, :, j, ...]
+are the slice x_pad[..., j * d :: s] (cut to the output's size), and folding
+adds them back the same way. NumPy's copy loops run these as fast as any
+hand-written loop measured here, so the work that matters is the matrix
+product, which runs in BLAS. docs/derivations.md derives the two gradients.
 """
 
 from collections import namedtuple
 from concurrent.futures import ThreadPoolExecutor
+from itertools import product
 
 import numba
 import numpy as np
-from numba import njit
 from threadpoolctl import ThreadpoolController
 
 from ._checks import (
@@ -50,10 +54,10 @@ from ._checks import (
     resolve_padding,
 )
 
-# Geometry of one convolution, spatial entries lifted to 3-D.
+# Geometry of one convolution, spatial entries lifted to 3-D (d, h, w).
 Geometry = namedtuple(
     "Geometry",
-    "n_spatial in_sizes kernel stride pad_before dilation out_sizes groups",
+    "n_spatial in_sizes kernel stride pad_before pad_after dilation out_sizes groups",
 )
 
 
@@ -71,12 +75,13 @@ def conv_forward(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
         check_same_dtype(x=x, b=b)
         if b.shape[0] != n_out:
             raise ValueError(f"b must have shape ({n_out},) to match w, got {b.shape}")
+    x_pad = _pad(x, geo)                                     # (N, C, D_p, H_p, W_p)
     w_mat = w.reshape(groups, n_out // groups, -1)           # (G, F_g, C_g k)
     y = np.empty((n_batch, groups, n_out // groups, _n_positions(geo)), dtype=x.dtype)
 
     def forward_tiles(tiles):
         for tile in tiles:
-            cols = _columns(x, geo, tile)                    # (n_t, G, C_g k, P_t)
+            cols = _columns(x_pad, geo, tile)                # (n_t, G, C_g k, P_t)
             np.matmul(w_mat, cols, out=y[tile.samples, :, :, tile.positions])
 
     _run_in_workers(forward_tiles, _tiles(geo, x.shape))
@@ -96,21 +101,17 @@ def conv_backward_input(dy, w, x_shape, stride=1, padding=0, dilation=1, groups=
     n_batch, n_out = dy.shape[0], w.shape[0]
     w_mat_t = w.reshape(groups, n_out // groups, -1).transpose(0, 2, 1)  # (G, C_g k, F_g)
     dy_mat = dy.reshape(n_batch, groups, n_out // groups, -1)          # (N, G, F_g, P)
-    if _is_pointwise(geo):
-        return np.matmul(w_mat_t, dy_mat).reshape(x_shape)
 
     def backward_tiles(tiles):
-        dx = np.zeros(_lift_shape(x_shape), dtype=dy.dtype)  # (N, C, D, H, W)
+        dx_pad = np.zeros(_padded_shape(x_shape, geo), dtype=dy.dtype)
         for tile in tiles:
             dcols = np.matmul(w_mat_t, dy_mat[tile.samples, :, :, tile.positions])
-            # (n_t, G, C_g k, P_t) -> (n_t, C, kD, kH, kW, rows_t, oW)
-            dcols = dcols.reshape((-1, x_shape[1]) + geo.kernel + (tile.n_rows, geo.out_sizes[2]))
-            _fold(dcols, geo.stride, geo.pad_before, geo.dilation, geo.out_sizes[1],
-                  tile.first_row, dx[tile.samples])
-        return dx
+            _fold(dcols, geo, tile, dx_pad)
+        return dx_pad
 
-    # each worker folds into its own dx (tiles' windows overlap), then they are added
-    return sum(_run_in_workers(backward_tiles, _tiles(geo, x_shape))).reshape(x_shape)
+    # each worker folds into its own dx_pad (the tiles' windows overlap); add them up
+    dx_pad = sum(_run_in_workers(backward_tiles, _tiles(geo, x_shape)))
+    return _crop(dx_pad, geo).reshape(x_shape)
 
 
 def conv_backward_weight(dy, x, w_shape, stride=1, padding=0, dilation=1, groups=1):
@@ -121,12 +122,13 @@ def conv_backward_weight(dy, x, w_shape, stride=1, padding=0, dilation=1, groups
     dy = _check_dy(dy, x.shape[0], w_shape[0], geo)
     check_same_dtype(dy=dy, x=x)
     n_batch, n_out = dy.shape[0], w_shape[0]
+    x_pad = _pad(x, geo)                                     # (N, C, D_p, H_p, W_p)
     dy_mat = dy.reshape(n_batch, groups, n_out // groups, -1)  # (N, G, F_g, P)
 
     def backward_tiles(tiles):
         dw = np.zeros((groups, n_out // groups, int(np.prod(w_shape[1:]))), dtype=x.dtype)
         for tile in tiles:
-            cols = _columns(x, geo, tile)                    # (n_t, G, C_g k, P_t)
+            cols = _columns(x_pad, geo, tile)                # (n_t, G, C_g k, P_t)
             # (n_t, G, F_g, P_t) @ (n_t, G, P_t, C_g k) -> (n_t, G, F_g, C_g k)
             products = np.matmul(dy_mat[tile.samples, :, :, tile.positions],
                                  cols.transpose(0, 1, 3, 2))
@@ -177,13 +179,20 @@ def _geometry(x_shape, w_shape, stride, padding, dilation, groups):
     in_sizes = tuple(x_shape[2:])
     pads = resolve_padding(padding, in_sizes, kernel, stride, dilation)
     out = output_sizes(in_sizes, kernel, stride, pads, dilation)
-    lift = (1,) * (3 - n_spatial)
+    # the padding after that windows actually reach (a 'same' or a generous
+    # padding may add pixels that no window reads)
+    reached = tuple(
+        max((n_out - 1) * s + d * (f - 1) + 1 - n - lo, 0)
+        for n_out, s, d, f, n, (lo, _) in zip(out, stride, dilation, kernel, in_sizes, pads)
+    )
+    lift, no_pad = (1,) * (3 - n_spatial), (0,) * (3 - n_spatial)
     return Geometry(
         n_spatial=n_spatial,
         in_sizes=lift + in_sizes,
         kernel=lift + kernel,
         stride=lift + stride,
-        pad_before=(0,) * (3 - n_spatial) + tuple(lo for lo, _ in pads),
+        pad_before=no_pad + tuple(lo for lo, _ in pads),
+        pad_after=no_pad + reached,
         dilation=lift + dilation,
         out_sizes=lift + out,
         groups=int(groups),
@@ -203,11 +212,6 @@ def _lift_shape(shape):
     return tuple(shape[:2]) + (1,) * (5 - len(shape)) + tuple(shape[2:])
 
 
-def _is_pointwise(geo):
-    """A 1x1 filter, stride 1, no padding: the columns are x itself."""
-    return geo.kernel == (1, 1, 1) and geo.stride == (1, 1, 1) and geo.pad_before == (0, 0, 0)
-
-
 def _spatial(sizes, geo):
     """Drop the leading sizes that lifting to 3-D added."""
     return tuple(sizes[3 - geo.n_spatial:])
@@ -217,42 +221,101 @@ def _n_positions(geo):
     return int(np.prod(geo.out_sizes))
 
 
+def _padded_shape(x_shape, geo):
+    sizes = tuple(n + lo + hi for n, lo, hi in zip(geo.in_sizes, geo.pad_before, geo.pad_after))
+    return tuple(x_shape[:2]) + sizes
+
+
+def _pad(x, geo):
+    """x (N, C, *spatial) -> x_pad (N, C, D_p, H_p, W_p), zeros around x."""
+    x3 = x.reshape(_lift_shape(x.shape))
+    if not any(geo.pad_before + geo.pad_after):
+        return x3
+    return np.pad(x3, ((0, 0), (0, 0)) + tuple(zip(geo.pad_before, geo.pad_after)))
+
+
+def _crop(x_pad, geo):
+    """The inverse of _pad: the part of x_pad that is x."""
+    inside = tuple(slice(lo, lo + n) for lo, n in zip(geo.pad_before, geo.in_sizes))
+    return x_pad[(slice(None), slice(None)) + inside]
+
+
+# ------------------------------------------------------------------- tiles
+
 # The columns of a whole batch can take gigabytes (k times the input), so
-# the work runs in tiles: blocks of samples, or blocks of output rows of one
+# the work runs in tiles: blocks of samples, or boxes of output rows of one
 # sample, whose columns hold about this many numbers and stay in cache.
 TILE_ELEMENTS = 1 << 21
 
-Tile = namedtuple("Tile", "samples positions first_row n_rows")
+# A box of outputs: samples, o_d range, o_h range (all of o_w), and where
+# its outputs lie in the flattened (o_d, o_h, o_w) order -- one contiguous
+# range, since a box either covers whole o_d planes or stays inside one.
+Tile = namedtuple("Tile", "samples rows_d rows_h positions")
 
 
 def _tiles(geo, x_shape):
-    """Cut the output into a list of Tiles; rows are the (o_d, o_h) pairs, each oW long."""
-    return list(_generate_tiles(geo, x_shape))
-
-
-def _generate_tiles(geo, x_shape):
+    """Cut the output into a list of Tiles of about TILE_ELEMENTS columns each."""
     n_batch, channels = x_shape[:2]
-    rows = geo.out_sizes[0] * geo.out_sizes[1]
-    row_length = geo.out_sizes[2]
-    per_row = channels * int(np.prod(geo.kernel)) * row_length
-    rows_per_tile = max(1, TILE_ELEMENTS // per_row)
-    if rows_per_tile >= rows:
-        samples_per_tile = max(1, rows_per_tile // rows)
-        for n in range(0, n_batch, samples_per_tile):
-            stop = min(n + samples_per_tile, n_batch)
-            yield Tile(slice(n, stop), slice(0, rows * row_length), 0, rows)
-        return
-    for n in range(n_batch):
-        for row in range(0, rows, rows_per_tile):
-            stop = min(row + rows_per_tile, rows)
-            yield Tile(slice(n, n + 1), slice(row * row_length, stop * row_length),
-                       row, stop - row)
+    out_d, out_h, out_w = geo.out_sizes
+    per_row = channels * int(np.prod(geo.kernel)) * out_w  # column numbers per o_h row
+    rows = max(1, TILE_ELEMENTS // per_row)
+    plane = out_h * out_w
+    if rows >= out_d * out_h:                                # whole samples per tile
+        step = max(1, rows // (out_d * out_h))
+        return [Tile(slice(n, min(n + step, n_batch)), slice(0, out_d), slice(0, out_h),
+                     slice(0, out_d * plane)) for n in range(0, n_batch, step)]
+    if rows >= out_h:                                        # whole o_d planes per tile
+        step = rows // out_h
+        return [Tile(slice(n, n + 1), slice(d, min(d + step, out_d)), slice(0, out_h),
+                     slice(d * plane, min(d + step, out_d) * plane))
+                for n in range(n_batch) for d in range(0, out_d, step)]
+    return [Tile(slice(n, n + 1), slice(d, d + 1), slice(h, min(h + rows, out_h)),
+                 slice(d * plane + h * out_w, d * plane + min(h + rows, out_h) * out_w))
+            for n in range(n_batch) for d in range(out_d) for h in range(0, out_h, rows)]
+
+
+def _window(geo, tile, offset):
+    """The slice of x_pad that filter offset j reads for the tile's outputs.
+
+    Output o reads x_pad[o * s + j * d]: for outputs o_0 ... o_1 - 1 that is
+    the slice from o_0 * s + j * d, in steps of s, (o_1 - o_0) entries long.
+    """
+    ranges = (tile.rows_d, tile.rows_h, slice(0, geo.out_sizes[2]))
+    window = []
+    for rows, j, s, d in zip(ranges, offset, geo.stride, geo.dilation):
+        start = rows.start * s + j * d
+        window.append(slice(start, start + (rows.stop - rows.start - 1) * s + 1, s))
+    return (tile.samples, slice(None)) + tuple(window)
+
+
+def _columns(x_pad, geo, tile):
+    """The columns of the tile: (n_t, G, C_g k, P_t), k = filter volume."""
+    n_t = tile.samples.stop - tile.samples.start
+    box = (tile.rows_d.stop - tile.rows_d.start, tile.rows_h.stop - tile.rows_h.start,
+           geo.out_sizes[2])
+    cols = np.empty((n_t, x_pad.shape[1]) + geo.kernel + box, dtype=x_pad.dtype)
+    for offset in product(*map(range, geo.kernel)):
+        cols[(slice(None), slice(None)) + offset] = x_pad[_window(geo, tile, offset)]
+    # (n_t, C, kD, kH, kW, box) -> (n_t, G, C_g k, P_t)
+    return cols.reshape(n_t, geo.groups, -1, int(np.prod(box)))
+
+
+def _fold(dcols, geo, tile, dx_pad):
+    """dx_pad[window of j] += dcols[j] for every offset j: the adjoint of _columns."""
+    n_t = tile.samples.stop - tile.samples.start
+    box = (tile.rows_d.stop - tile.rows_d.start, tile.rows_h.stop - tile.rows_h.start,
+           geo.out_sizes[2])
+    # (n_t, G, C_g k, P_t) -> (n_t, C, kD, kH, kW, box)
+    dcols = dcols.reshape((n_t, dx_pad.shape[1]) + geo.kernel + box)
+    for offset in product(*map(range, geo.kernel)):
+        dx_pad[_window(geo, tile, offset)] += dcols[(slice(None), slice(None)) + offset]
 
 
 # Tiles run on a pool of worker threads, one per core. Each worker unfolds
-# its tile (Numba, releasing the GIL) and multiplies it with single-threaded
-# BLAS, so the two never fight over the cores; one tile alone runs in the
-# caller with multi-threaded BLAS.
+# its tiles (NumPy copies, which release the GIL) and multiplies them with
+# single-threaded BLAS, so that the workers and BLAS's own threads never
+# fight over the cores; a single tile runs in the caller with all of BLAS's
+# threads.
 _BLAS = ThreadpoolController()
 _workers = None
 
@@ -264,118 +327,6 @@ def _run_in_workers(work, tiles):
         return [work(tiles)]
     global _workers
     if _workers is None or _workers._max_workers < n_workers:
-        _workers = ThreadPoolExecutor(numba.get_num_threads(), thread_name_prefix="conv")
+        _workers = ThreadPoolExecutor(n_workers, thread_name_prefix="conv")
     with _BLAS.limit(limits=1, user_api="blas"):
         return list(_workers.map(work, [tiles[i::n_workers] for i in range(n_workers)]))
-
-
-def _columns(x, geo, tile):
-    """The columns of x for one tile: (n_t, G, C_g k, P_t), k = filter volume."""
-    n_batch, channels = x.shape[:2]
-    if _is_pointwise(geo):
-        # (N, C, *spatial) -> (N, G, C_g, P), a view
-        return x.reshape(n_batch, geo.groups, channels // geo.groups, -1)[
-            tile.samples, :, :, tile.positions]
-    x3 = x.reshape(_lift_shape(x.shape))[tile.samples]       # (n_t, C, D, H, W)
-    cols = np.empty(x3.shape[:2] + geo.kernel + (tile.n_rows, geo.out_sizes[2]), dtype=x.dtype)
-    _unfold(x3, geo.stride, geo.pad_before, geo.dilation, geo.out_sizes[1], tile.first_row, cols)
-    # (n_t, C, kD, kH, kW, rows_t, oW) -> (n_t, G, C_g k, P_t)
-    return cols.reshape(x3.shape[0], geo.groups, -1, tile.n_rows * geo.out_sizes[2])
-
-
-# ---------------------------------------------------------- jitted kernels
-
-@njit(cache=True, nogil=True)
-def _unfold(x, stride, pad_before, dilation, out_h, first_row, cols):
-    """cols[n, c, j, r, o_w] = x_pad[n, c, o * s + j * d] (zero outside x).
-
-    x (n_t, C, D, H, W); cols (n_t, C, kD, kH, kW, rows_t, oW), where local row
-    r stands for output row first_row + r, that is (o_d, o_h) = divmod(., out_h).
-    """
-    n_batch, channels = x.shape[0], x.shape[1]
-    k_d, k_h, k_w = cols.shape[2], cols.shape[3], cols.shape[4]
-    for task in range(n_batch * channels * k_d * k_h * k_w):
-        n, c, j_d, j_h, j_w = _split_task(task, channels, k_d, k_h, k_w)
-        _unfold_one_offset(x[n, c], (j_d, j_h, j_w), stride, pad_before, dilation,
-                           out_h, first_row, cols[n, c, j_d, j_h, j_w])
-
-
-@njit(cache=True, nogil=True)
-def _unfold_one_offset(plane, offset, stride, pad_before, dilation, out_h, first_row, out):
-    """out[r, o_w] = plane[o * s + offset * d - p], or 0 where that falls outside."""
-    size_d, size_h, size_w = plane.shape
-    shift = _shift(offset, dilation, pad_before)
-    first, stop = _inside_range(shift[2], stride[2], size_w, out.shape[1])
-    for r in range(out.shape[0]):
-        i_d, i_h = _input_row(first_row + r, out_h, stride, shift)
-        row = out[r]
-        if not (0 <= i_d < size_d and 0 <= i_h < size_h):
-            row[:] = 0.0
-            continue
-        row[:first] = 0.0
-        for o_w in range(first, stop):
-            row[o_w] = plane[i_d, i_h, o_w * stride[2] + shift[2]]
-        row[stop:] = 0.0
-
-
-@njit(cache=True, nogil=True)
-def _fold(cols, stride, pad_before, dilation, out_h, first_row, dx):
-    """dx[n, c, o * s + j * d - p] += cols[n, c, j, r, o_w]: the adjoint of _unfold.
-    """
-    n_batch, channels = dx.shape[0], dx.shape[1]
-    k_d, k_h, k_w = cols.shape[2], cols.shape[3], cols.shape[4]
-    for task in range(n_batch * channels):
-        n, c = task // channels, task % channels
-        for j_d in range(k_d):
-            for j_h in range(k_h):
-                for j_w in range(k_w):
-                    _fold_one_offset(cols[n, c, j_d, j_h, j_w], (j_d, j_h, j_w), stride,
-                                     pad_before, dilation, out_h, first_row, dx[n, c])
-
-
-@njit(cache=True, nogil=True)
-def _fold_one_offset(col, offset, stride, pad_before, dilation, out_h, first_row, plane):
-    """plane[o * s + offset * d - p] += col[r, o_w] where that falls inside."""
-    size_d, size_h, size_w = plane.shape
-    shift = _shift(offset, dilation, pad_before)
-    first, stop = _inside_range(shift[2], stride[2], size_w, col.shape[1])
-    for r in range(col.shape[0]):
-        i_d, i_h = _input_row(first_row + r, out_h, stride, shift)
-        if 0 <= i_d < size_d and 0 <= i_h < size_h:
-            for o_w in range(first, stop):
-                plane[i_d, i_h, o_w * stride[2] + shift[2]] += col[r, o_w]
-
-
-@njit(cache=True, nogil=True)
-def _shift(offset, dilation, pad_before):
-    """Where filter offset j reads, relative to o * s: j * d - p, per dimension."""
-    return (offset[0] * dilation[0] - pad_before[0],
-            offset[1] * dilation[1] - pad_before[1],
-            offset[2] * dilation[2] - pad_before[2])
-
-
-@njit(cache=True, nogil=True)
-def _input_row(row, out_h, stride, shift):
-    """Output row (o_d, o_h) = divmod(row, out_h) -> the input row (i_d, i_h) it reads."""
-    o_d, o_h = row // out_h, row % out_h
-    return o_d * stride[0] + shift[0], o_h * stride[1] + shift[1]
-
-
-@njit(cache=True, nogil=True)
-def _inside_range(shift, stride, size, n_out):
-    """The outputs o with 0 <= o * stride + shift < size, as a range [first, stop)."""
-    first = min(-(shift // stride) if shift < 0 else 0, n_out)
-    stop = min(max((size - 1 - shift) // stride + 1, first), n_out)
-    return first, stop
-
-
-@njit(cache=True, nogil=True)
-def _split_task(task, channels, k_d, k_h, k_w):
-    """Flat task number -> (n, c, j_d, j_h, j_w), the last index fastest."""
-    j_w = task % k_w
-    task //= k_w
-    j_h = task % k_h
-    task //= k_h
-    j_d = task % k_d
-    task //= k_d
-    return task // channels, task % channels, j_d, j_h, j_w
