@@ -1,0 +1,125 @@
+"""Function: one differentiable op, its forward and backward side by side.
+
+An op y = f(x_1, ..., x_k) is a subclass of Function with two methods on
+plain NumPy arrays:
+
+- forward(x_1, ..., x_k, **params) -> y, saving on `self` whatever the
+  backward pass will need (inputs, the output, a mask ...);
+- backward(dy) -> (dx_1, ..., dx_k): given dJ/dy, the vector-Jacobian
+  products dJ/dx_i = (dy/dx_i)^T dJ/dy, one per input, each of its
+  input's shape (None for an input that needs none). Gradients of
+  broadcast inputs are summed back to the input's shape with `unbroadcast`.
+
+`Function.apply(*tensors, **params)` runs forward and, when gradients are
+on and some input requires them, records the Function on the output so
+that Tensor.backward can call it later. `self.needs_input_grad[i]` tells
+backward which gradients are wanted, so expensive ones can be skipped.
+
+A Function is used once: apply makes a fresh instance per call, so the
+values saved by forward belong to that call only.
+
+>>> import numpy as np
+>>> from scratchnet import Tensor
+>>> class Cube(Function):
+...     def forward(self, x):
+...         self.x = x
+...         return x ** 3
+...     def backward(self, dy):
+...         return 3 * self.x ** 2 * dy
+>>> x = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+>>> Cube.apply(x).sum().backward()
+>>> x.grad
+array([ 3., 12.])
+"""
+
+import numpy as np
+
+from ..tensor import Tensor, is_grad_enabled
+
+
+class Function:
+    """Base class of every differentiable op; see the module docstring."""
+
+    inputs = ()
+    needs_input_grad = ()
+
+    @classmethod
+    def apply(cls, *inputs, **params):
+        inputs = tuple(x if isinstance(x, Tensor) else Tensor(x) for x in inputs)
+        fn = cls()
+        fn.needs_input_grad = tuple(x.requires_grad for x in inputs)
+        output = Tensor(fn.forward(*(x.data for x in inputs), **params))
+        if is_grad_enabled() and any(fn.needs_input_grad):
+            fn.inputs = inputs
+            output.requires_grad = True
+            output.grad_fn = fn
+        return output
+
+    def forward(self, *arrays, **params):
+        raise NotImplementedError(f"{type(self).__name__} must define forward")
+
+    def backward(self, grad_output):
+        raise NotImplementedError(f"{type(self).__name__} must define backward")
+
+
+def unbroadcast(grad, shape):
+    """Sum `grad` over the axes NumPy broadcasting added or stretched, down to `shape`.
+
+    If x of shape (3, 1) met y of shape (2, 1, 4), the output is (2, 3, 4):
+    dJ/dx sums the output gradient over the new leading axis and over the
+    stretched last axis.
+    """
+    extra = grad.ndim - len(shape)
+    if extra:
+        grad = grad.sum(axis=tuple(range(extra)))  # drop the leading axes x lacked
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if stretched:
+        grad = grad.sum(axis=stretched, keepdims=True)
+    return grad
+
+
+def as_operand(value, like):
+    """A Tensor for an op's argument: Tensors pass through, constants are wrapped.
+
+    Python numbers, lists and integer arrays adopt the dtype of `like` (the
+    tensor they meet), so `x * 0.5` does not upcast a float32 x; floating
+    NumPy arrays keep their own dtype.
+    """
+    if isinstance(value, Tensor):
+        return value
+    if isinstance(value, np.ndarray) and np.issubdtype(value.dtype, np.floating):
+        return Tensor(value)
+    return Tensor(np.asarray(value, dtype=like.dtype))
+
+
+def operands(a, b):
+    """Both arguments of a binary op as Tensors, constants taking the other's dtype."""
+    if isinstance(a, Tensor):
+        return a, as_operand(b, a)
+    if isinstance(b, Tensor):
+        return as_operand(a, b), b
+    raise TypeError(f"expected at least one Tensor, got {type(a).__name__} and {type(b).__name__}")
+
+
+def normalize_axes(axis, ndim, name="axis"):
+    """axis (None, an int or a tuple of ints, negatives allowed) -> sorted tuple of axes."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    for a in axes:
+        if not -ndim <= a < ndim:
+            raise ValueError(f"{name} {a} is out of range for a tensor with {ndim} dimensions")
+    axes = tuple(sorted(int(a) % ndim for a in axes))
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"{name} repeats an axis: {axis!r}")
+    return axes
+
+
+def promote(*arrays):
+    """Cast arrays (None passes through) to their common NumPy result dtype.
+
+    The kernels want one dtype; this applies the policy that float32 meeting
+    float64 computes in float64.
+    """
+    dtype = np.result_type(*(a for a in arrays if a is not None))
+    return tuple(None if a is None else a.astype(dtype, copy=False) for a in arrays)

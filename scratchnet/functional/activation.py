@@ -1,0 +1,95 @@
+"""Activations and the softmax family, and their gradients.
+
+    relu(x)    = max(x, 0)              dx = dy * [x > 0]
+    sigmoid(x) = 1 / (1 + e^-x)         dx = dy * s (1 - s)
+    tanh(x)                             dx = dy * (1 - t^2)
+    softmax(x)_i = e^(x_i - m) / sum_j e^(x_j - m),  m = max_j x_j
+                                        dx = s * (dy - sum_j dy_j s_j)
+    log_softmax(x)_i = x_i - m - log sum_j e^(x_j - m)
+                                        dx = dy - softmax(x) * sum_j dy_j
+
+Subtracting the maximum m changes nothing mathematically and keeps e^(...)
+from overflowing. The sigmoid is computed from e^-|x|, which never
+overflows, on whichever side of 0 x lies.
+"""
+
+import numpy as np
+
+from ._function import Function, normalize_axes
+
+
+class ReLU(Function):
+    def forward(self, x):
+        self.positive = x > 0
+        return np.where(self.positive, x, 0).astype(x.dtype, copy=False)
+
+    def backward(self, dy):
+        return dy * self.positive
+
+
+class Sigmoid(Function):
+    def forward(self, x):
+        small = np.exp(-np.abs(x))  # in (0, 1]: no overflow for any x
+        self.s = np.where(x >= 0, 1 / (1 + small), small / (1 + small))
+        return self.s
+
+    def backward(self, dy):
+        return dy * self.s * (1 - self.s)
+
+
+class Tanh(Function):
+    def forward(self, x):
+        self.t = np.tanh(x)
+        return self.t
+
+    def backward(self, dy):
+        return dy * (1 - self.t**2)
+
+
+class Softmax(Function):
+    def forward(self, x, dim):
+        self.dim = dim
+        e = np.exp(x - x.max(axis=dim, keepdims=True))
+        self.s = e / e.sum(axis=dim, keepdims=True)
+        return self.s
+
+    def backward(self, dy):
+        return self.s * (dy - np.sum(dy * self.s, axis=self.dim, keepdims=True))
+
+
+class LogSoftmax(Function):
+    def forward(self, x, dim):
+        self.dim = dim
+        shifted = x - x.max(axis=dim, keepdims=True)
+        self.log_s = shifted - np.log(np.exp(shifted).sum(axis=dim, keepdims=True))
+        return self.log_s
+
+    def backward(self, dy):
+        return dy - np.exp(self.log_s) * dy.sum(axis=self.dim, keepdims=True)
+
+
+def relu(x):
+    """max(x, 0); gradient 0 at x = 0."""
+    return ReLU.apply(x)
+
+
+def sigmoid(x):
+    """1 / (1 + e^-x), computed without overflow."""
+    return Sigmoid.apply(x)
+
+
+def tanh(x):
+    """Hyperbolic tangent."""
+    return Tanh.apply(x)
+
+
+def softmax(x, dim=-1):
+    """e^x / sum e^x along `dim`, shifted by the maximum for stability."""
+    (dim,) = normalize_axes(dim, x.ndim, name="dim")
+    return Softmax.apply(x, dim=dim)
+
+
+def log_softmax(x, dim=-1):
+    """log(softmax(x)) along `dim`, without forming softmax(x) first."""
+    (dim,) = normalize_axes(dim, x.ndim, name="dim")
+    return LogSoftmax.apply(x, dim=dim)

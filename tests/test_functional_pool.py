@@ -1,0 +1,96 @@
+"""max_pool and avg_pool in 1-3 dimensions as differentiable ops."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from autograd_compare import assert_matches_torch, random_tensors
+from scratchnet import Tensor, gradcheck
+from scratchnet import functional as F
+
+MAX_POOL = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
+AVG_POOL = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
+
+
+@st.composite
+def pool_cases(draw, n_spatial):
+    kernel = draw(st.integers(1, 3))
+    padding = draw(st.integers(0, kernel // 2))
+    stride = draw(st.sampled_from([None, 1, 2]))
+    max_side = {1: 6, 2: 4, 3: 3}[n_spatial]
+    min_side = max(kernel - 2 * padding, 1)
+    sizes = tuple(draw(st.integers(min_side, max_side)) for _ in range(n_spatial))
+    return (1, draw(st.integers(1, 2))) + sizes, dict(
+        kernel_size=kernel, stride=stride, padding=padding
+    )
+
+
+@pytest.mark.parametrize("n_spatial", [1, 2, 3])
+@settings(max_examples=10, deadline=None)
+@given(data=st.data(), seed=st.integers(0, 2**32 - 1), count_include_pad=st.booleans())
+def test_pool_gradients(n_spatial, data, seed, count_include_pad):
+    shape, window = data.draw(pool_cases(n_spatial))
+    (x,) = random_tensors(np.random.default_rng(seed), shape)  # continuous: no ties
+    assert gradcheck(lambda t: MAX_POOL[n_spatial](t, **window), (x,))
+    assert gradcheck(
+        lambda t: AVG_POOL[n_spatial](t, **window, count_include_pad=count_include_pad), (x,)
+    )
+
+
+def test_max_pool_sends_the_gradient_to_the_maximum():
+    x = Tensor(np.array([[[1.0, 5.0, 2.0, 0.0]]]), requires_grad=True)
+    y = F.max_pool1d(x, 2)
+    np.testing.assert_array_equal(y.data, [[[5.0, 2.0]]])
+    y.backward(np.array([[[10.0, 20.0]]]))
+    np.testing.assert_array_equal(x.grad, [[[0.0, 10.0, 20.0, 0.0]]])
+
+
+def test_avg_pool_spreads_the_gradient_over_the_window():
+    x = Tensor(np.ones((1, 1, 2, 2)), requires_grad=True)
+    F.avg_pool2d(x, 2).backward(np.array([[[[8.0]]]]))
+    np.testing.assert_array_equal(x.grad, np.full((1, 1, 2, 2), 2.0))
+
+
+@pytest.mark.parametrize("n_spatial", [1, 2, 3])
+@pytest.mark.parametrize(
+    "window",
+    [dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1), dict(kernel_size=3, stride=1)],
+)
+def test_pools_match_torch(n_spatial, window):
+    torch = pytest.importorskip("torch")
+    tf = torch.nn.functional
+    x = np.random.default_rng(0).standard_normal((2, 3) + (5,) * n_spatial)
+    assert_matches_torch(
+        lambda t: MAX_POOL[n_spatial](t, **window),
+        lambda t: getattr(tf, f"max_pool{n_spatial}d")(t, **window),
+        [x],
+    )
+    for include in (True, False):
+        assert_matches_torch(
+            lambda t, include=include: AVG_POOL[n_spatial](t, **window, count_include_pad=include),
+            lambda t, include=include: getattr(tf, f"avg_pool{n_spatial}d")(
+                t, **window, count_include_pad=include
+            ),
+            [x],
+        )
+
+
+@pytest.mark.parametrize(
+    "pool, shape, message",
+    [
+        (F.max_pool2d, (1, 2, 5),
+         r"max_pool2d expects input of 4 dimensions \(N, C, H, W\), got shape \(1, 2, 5\)"),
+        (F.avg_pool1d, (1, 2, 5, 5),
+         r"avg_pool1d expects input of 3 dimensions \(N, C, L\), got shape \(1, 2, 5, 5\)"),
+        (F.max_pool3d, (2, 5, 5), r"max_pool3d expects input of 5 dimensions \(N, C, D, H, W\)"),
+    ],
+)
+def test_wrong_dimensionality_is_refused(pool, shape, message):
+    with pytest.raises(ValueError, match=message):
+        pool(Tensor(np.ones(shape)), 2)
+
+
+def test_kernel_argument_errors_reach_the_caller():
+    with pytest.raises(ValueError, match="padding must be at most half"):
+        F.max_pool2d(Tensor(np.ones((1, 1, 5, 5))), 2, padding=2)
