@@ -1,0 +1,108 @@
+"""Weights on disk: dicts of NumPy arrays in .npz files, written atomically.
+
+An .npz file is a zip archive holding one `.npy` file per array, which any
+NumPy can read with `np.load`. scratchnet writes and reads it with pickling
+turned off, so loading a file never runs code that came with it (object
+arrays are refused on both sides).
+
+A write never leaves a half-written file under the target name: the archive
+is written to a temporary file in the same folder, flushed to disk (fsync),
+and only then renamed over the target (os.replace, atomic on POSIX and
+Windows). If anything fails before the rename, the target is untouched and
+the temporary file is removed.
+
+>>> import os, tempfile
+>>> path = os.path.join(tempfile.mkdtemp(), "weights.npz")
+>>> save_npz(path, {"conv.weight": np.ones((2, 3)), "step": np.array(7)})
+>>> loaded = load_npz(path)
+>>> list(loaded), loaded["step"]
+(['conv.weight', 'step'], array(7))
+"""
+
+import os
+import secrets
+import zipfile
+
+import numpy as np
+
+
+def save_npz(path, arrays):
+    """Write `arrays` (a dict from name to NumPy array) to `path`, atomically.
+
+    The file is written under exactly the name given (no ".npz" is added).
+    Names are kept in the dict's order.
+    """
+    arrays = {name: _checked_array(name, value) for name, value in arrays.items()}
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    handle, temporary = _create_temporary(folder, os.path.basename(path))
+    try:
+        with os.fdopen(handle, "wb") as file:
+            _write_archive(file, arrays)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        _remove_quietly(temporary)
+        raise
+    _fsync_folder(folder)
+
+
+def load_npz(path):
+    """The dict of arrays stored in the .npz file at `path`, in stored order.
+
+    Reads with allow_pickle=False: a file holding Python objects raises
+    ValueError instead of unpickling them.
+    """
+    with np.load(os.fspath(path), allow_pickle=False) as archive:
+        return {name: archive[name] for name in archive.files}
+
+
+def _write_archive(file, arrays):
+    """One `<name>.npy` entry per array, as np.savez lays them out."""
+    with zipfile.ZipFile(file, mode="w", compression=zipfile.ZIP_STORED) as archive:
+        for name, array in arrays.items():
+            with archive.open(f"{name}.npy", mode="w", force_zip64=True) as entry:
+                np.lib.format.write_array(entry, array, allow_pickle=False)
+
+
+def _create_temporary(folder, base):
+    """Open a new, uniquely named file in `folder`; returns (descriptor, path).
+
+    Made with mode 0o666 less the umask, as `open` would, so the renamed
+    file gets ordinary permissions (tempfile.mkstemp would make it 0o600).
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        path = os.path.join(folder, f".{base}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(path, flags, 0o666), path
+        except FileExistsError:
+            continue
+
+
+def _checked_array(name, value):
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"array names must be non-empty strings, got {name!r}")
+    array = np.asarray(value)
+    if array.dtype.hasobject:
+        raise TypeError(f"{name}: cannot save an array of Python objects (dtype {array.dtype})")
+    return array
+
+
+def _remove_quietly(path):
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+
+
+def _fsync_folder(folder):
+    """Make the rename itself durable (POSIX: the folder's entry list is data too)."""
+    if os.name != "posix":
+        return
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
