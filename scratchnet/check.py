@@ -10,6 +10,7 @@ inputs away from the kink, where the derivative exists.
 import numpy as np
 
 from . import functional as F
+from . import nn
 from .gradcheck import gradcheck_report
 from .tensor import Tensor
 
@@ -277,6 +278,17 @@ def _triplet(rng):
     return f"{n} x {d} alpha={alpha:.1f} reduction={reduction}", (
         lambda a, p, q: F.triplet_loss(a, p, q, alpha=alpha, reduction=reduction)), tuple(
         Tensor(t, requires_grad=True) for t in (anchor, positive, negative))
+
+
+@case("batch_norm")
+def _batch_norm(rng):
+    nd = int(rng.integers(1, 4))
+    channels = int(rng.integers(1, 4))
+    shape = (int(rng.integers(2, 4)), channels) + _shape(rng, nd, 2, 3)
+    norm = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}[nd](channels).double()
+    norm.weight.data[:] = rng.uniform(0.5, 1.5, channels)
+    norm.bias.data[:] = rng.standard_normal(channels)
+    return f"x{shape} training mode (batch statistics)", norm, (_tensor(rng, shape),)
 
 
 def run(seed=0, per_op=3, only=None, print_row=print):
