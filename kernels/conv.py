@@ -69,49 +69,34 @@ def conv_forward(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
     w = check_float_array("w", w, ndim=x.ndim)
     check_same_dtype(x=x, w=w)
     geo = _geometry(x.shape, w.shape, stride, padding, dilation, groups)
-    n_batch, n_out = x.shape[0], w.shape[0]
+    n_out = w.shape[0]
     if b is not None:
         b = check_float_array("b", b, ndim=1)
         check_same_dtype(x=x, b=b)
         if b.shape[0] != n_out:
             raise ValueError(f"b must have shape ({n_out},) to match w, got {b.shape}")
-    x_pad = _pad(x, geo)                                     # (N, C, D_p, H_p, W_p)
-    w_mat = w.reshape(groups, n_out // groups, -1)           # (G, F_g, C_g k)
-    y = np.empty((n_batch, groups, n_out // groups, _n_positions(geo)), dtype=x.dtype)
-
-    def forward_tiles(tiles):
-        for tile in tiles:
-            cols = _columns(x_pad, geo, tile)                # (n_t, G, C_g k, P_t)
-            np.matmul(w_mat, cols, out=y[tile.samples, :, :, tile.positions])
-
-    _run_in_workers(forward_tiles, _tiles(geo, x.shape))
-    y = y.reshape((n_batch, n_out) + _spatial(geo.out_sizes, geo))
+    y = _correlate(x, w.reshape(groups, n_out // groups, -1), geo)  # (G, F_g, C_g k) filters
     if b is not None:
         y += b.reshape((1, n_out) + (1,) * geo.n_spatial)
     return y
 
 
 def conv_backward_input(dy, w, x_shape, stride=1, padding=0, dilation=1, groups=1):
-    """dL/dx given dL/dy: the transposed convolution of dy with w."""
+    """dL/dx given dL/dy: the transposed convolution of dy with w.
+
+    With stride 1 that is a plain correlation of dy with the flipped filters
+    (input and output channels swapped), padded by d (f - 1) - p before:
+    it runs as a forward convolution. Otherwise dcols = W^T dy is folded.
+    """
     w = check_float_array("w", w, ndim=(3, 4, 5))
     x_shape = check_shape("x_shape", x_shape, ndim=w.ndim)
     geo = _geometry(x_shape, w.shape, stride, padding, dilation, groups)
     dy = _check_dy(dy, x_shape[0], w.shape[0], geo)
     check_same_dtype(dy=dy, w=w)
-    n_batch, n_out = dy.shape[0], w.shape[0]
-    w_mat_t = w.reshape(groups, n_out // groups, -1).transpose(0, 2, 1)  # (G, C_g k, F_g)
-    dy_mat = dy.reshape(n_batch, groups, n_out // groups, -1)          # (N, G, F_g, P)
-
-    def backward_tiles(tiles):
-        dx_pad = np.zeros(_padded_shape(x_shape, geo), dtype=dy.dtype)
-        for tile in tiles:
-            dcols = np.matmul(w_mat_t, dy_mat[tile.samples, :, :, tile.positions])
-            _fold(dcols, geo, tile, dx_pad)
-        return dx_pad
-
-    # each worker folds into its own dx_pad (the tiles' windows overlap); add them up
-    dx_pad = sum(_run_in_workers(backward_tiles, _tiles(geo, x_shape)))
-    return _crop(dx_pad, geo).reshape(x_shape)
+    transposed = _transposed_geometry(geo)
+    if transposed is not None:
+        return _correlate(dy, _flipped_transposed_filters(w, groups), transposed)
+    return _fold_backward_input(dy, w, x_shape, geo)
 
 
 def conv_backward_weight(dy, x, w_shape, stride=1, padding=0, dilation=1, groups=1):
@@ -153,6 +138,70 @@ def conv_output_shape(x_shape, w_shape, stride=1, padding=0, dilation=1, groups=
         raise ValueError(f"x_shape must have 3, 4 or 5 entries, got {x_shape}")
     geo = _geometry(x_shape, w_shape, stride, padding, dilation, groups)
     return (x_shape[0], w_shape[0]) + _spatial(geo.out_sizes, geo)
+
+
+# ----------------------------------------------------- the shared middle tier
+
+def _correlate(x, w_mat, geo):
+    """y[n, g, f, o] = sum_q w_mat[g, f, q] cols[n, g, q, o]: unfold and multiply, tile by tile."""
+    n_batch, n_out = x.shape[0], w_mat.shape[0] * w_mat.shape[1]
+    x_pad = _pad(x, geo)                                     # (N, C, D_p, H_p, W_p)
+    y = np.empty((n_batch,) + w_mat.shape[:2] + (_n_positions(geo),), dtype=x.dtype)
+
+    def forward_tiles(tiles):
+        for tile in tiles:
+            cols = _columns(x_pad, geo, tile)                # (n_t, G, C_g k, P_t)
+            np.matmul(w_mat, cols, out=y[tile.samples, :, :, tile.positions])
+
+    _run_in_workers(forward_tiles, _tiles(geo, x.shape))
+    return y.reshape((n_batch, n_out) + _spatial(geo.out_sizes, geo))
+
+
+def _transposed_geometry(geo):
+    """The geometry of dx = correlate(dy, flipped w), or None when it does not apply.
+
+    dx[i] = sum_j w[j] dy[i + p - j d]; with j' = f - 1 - j that reads dy at
+    i + j' d - (d (f - 1) - p): a stride-1 correlation padded by
+    d (f - 1) - p before and n_in - n_out + p after. It needs stride 1 and
+    p <= d (f - 1); the fold handles everything else.
+    """
+    if geo.stride != (1, 1, 1):
+        return None
+    before = tuple(d * (f - 1) - p for d, f, p in zip(geo.dilation, geo.kernel, geo.pad_before))
+    after = tuple(n_in - n_out + p for n_in, n_out, p in
+                  zip(geo.in_sizes, geo.out_sizes, geo.pad_before))
+    if min(before + after) < 0:
+        return None
+    return geo._replace(in_sizes=geo.out_sizes, out_sizes=geo.in_sizes,
+                        pad_before=before, pad_after=after)
+
+
+def _flipped_transposed_filters(w, groups):
+    """w (G F_g, C_g, *k) -> the filters of the transposed convolution as (G, C_g, F_g k)."""
+    n_out, per_group_in = w.shape[:2]
+    kernel = w.shape[2:]
+    flipped = w[(slice(None), slice(None)) + (slice(None, None, -1),) * len(kernel)]
+    # (G F_g, C_g, *k) -> (G, F_g, C_g, *k) -> (G, C_g, F_g, *k) -> (G, C_g, F_g k)
+    by_group = flipped.reshape((groups, n_out // groups, per_group_in) + kernel)
+    return np.ascontiguousarray(by_group.swapaxes(1, 2)).reshape(groups, per_group_in, -1)
+
+
+def _fold_backward_input(dy, w, x_shape, geo):
+    """dx = fold(W^T dy), tile by tile: the general transposed convolution."""
+    groups, n_batch, n_out = geo.groups, dy.shape[0], w.shape[0]
+    w_mat_t = w.reshape(groups, n_out // groups, -1).transpose(0, 2, 1)  # (G, C_g k, F_g)
+    dy_mat = dy.reshape(n_batch, groups, n_out // groups, -1)          # (N, G, F_g, P)
+
+    def backward_tiles(tiles):
+        dx_pad = np.zeros(_padded_shape(x_shape, geo), dtype=dy.dtype)
+        for tile in tiles:
+            dcols = np.matmul(w_mat_t, dy_mat[tile.samples, :, :, tile.positions])
+            _fold(dcols, geo, tile, dx_pad)
+        return dx_pad
+
+    # each worker folds into its own dx_pad (the tiles' windows overlap); add them up
+    dx_pad = sum(_run_in_workers(backward_tiles, _tiles(geo, x_shape)))
+    return _crop(dx_pad, geo).reshape(x_shape)
 
 
 # ------------------------------------------------------- argument handling
