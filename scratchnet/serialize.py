@@ -19,6 +19,7 @@ the temporary file is removed.
 (['conv.weight', 'step'], array(7))
 """
 
+import contextlib
 import os
 import secrets
 import zipfile
@@ -33,12 +34,24 @@ def save_npz(path, arrays):
     Names are kept in the dict's order.
     """
     arrays = {name: _checked_array(name, value) for name, value in arrays.items()}
+    with atomic_write(path) as file:
+        _write_archive(file, arrays)
+
+
+@contextlib.contextmanager
+def atomic_write(path):
+    """Open a binary file that appears under `path` only once fully written.
+
+    Yields a file object on a temporary file in the same folder; on leaving
+    the block it is flushed, fsynced and renamed over `path`. If the block
+    raises, the temporary file is removed and `path` is left as it was.
+    """
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     handle, temporary = _create_temporary(folder, os.path.basename(path))
     try:
         with os.fdopen(handle, "wb") as file:
-            _write_archive(file, arrays)
+            yield file
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
