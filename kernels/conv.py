@@ -37,11 +37,11 @@ hand-written loop measured here, so the work that matters is the matrix
 product, which runs in BLAS. docs/derivations.md derives the two gradients.
 """
 
+import os
 from collections import namedtuple
 from concurrent.futures import ThreadPoolExecutor
 from itertools import product
 
-import numba
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
@@ -310,17 +310,28 @@ def _tiles(geo, x_shape):
     rows = max(1, TILE_ELEMENTS // per_row)
     plane = out_h * out_w
     if rows >= out_d * out_h:                                # whole samples per tile
-        step = max(1, rows // (out_d * out_h))
+        step = _even_step(n_batch, rows // (out_d * out_h))
         return [Tile(slice(n, min(n + step, n_batch)), slice(0, out_d), slice(0, out_h),
                      slice(0, out_d * plane)) for n in range(0, n_batch, step)]
     if rows >= out_h:                                        # whole o_d planes per tile
-        step = rows // out_h
+        step = _even_step(out_d, rows // out_h)
         return [Tile(slice(n, n + 1), slice(d, min(d + step, out_d)), slice(0, out_h),
                      slice(d * plane, min(d + step, out_d) * plane))
                 for n in range(n_batch) for d in range(0, out_d, step)]
-    return [Tile(slice(n, n + 1), slice(d, d + 1), slice(h, min(h + rows, out_h)),
-                 slice(d * plane + h * out_w, d * plane + min(h + rows, out_h) * out_w))
-            for n in range(n_batch) for d in range(out_d) for h in range(0, out_h, rows)]
+    step = _even_step(out_h, rows)
+    return [Tile(slice(n, n + 1), slice(d, d + 1), slice(h, min(h + step, out_h)),
+                 slice(d * plane + h * out_w, d * plane + min(h + step, out_h) * out_w))
+            for n in range(n_batch) for d in range(out_d) for h in range(0, out_h, step)]
+
+
+def _even_step(units, most):
+    """Units per tile: at most `most`, in near-equal tiles whose count, when above
+    one, is a multiple of the number of workers, so that no worker idles at the end."""
+    n_tiles = -(-units // most)
+    if n_tiles > 1:
+        workers = N_WORKERS
+        n_tiles = min(-(-n_tiles // workers) * workers, units)
+    return -(-units // n_tiles)
 
 
 def _window(geo, tile, offset):
@@ -365,13 +376,14 @@ def _fold(dcols, geo, tile, dx_pad):
 # single-threaded BLAS, so that the workers and BLAS's own threads never
 # fight over the cores; a single tile runs in the caller with all of BLAS's
 # threads.
+N_WORKERS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 _BLAS = ThreadpoolController()
 _workers = None
 
 
 def _run_in_workers(work, tiles):
     """[work(tiles[i::W]) for each worker i]: the tiles dealt round-robin."""
-    n_workers = min(len(tiles), numba.get_num_threads())
+    n_workers = min(len(tiles), N_WORKERS)
     if n_workers == 1:
         return [work(tiles)]
     global _workers
