@@ -45,8 +45,12 @@ from pathlib import Path
 # triplet case 2.5x slower than alone. A short spin (2^4 cycles) removes the
 # interference; it must be set before NumPy loads OpenBLAS (hence here,
 # above the imports that load it), and a value already set is kept.
+# The same holds for OpenMP's workers (PyTorch's and Numba's): by default
+# they spin after each parallel region; OMP_WAIT_POLICY=PASSIVE makes them
+# sleep at once, so no peer runs on cores another peer's threads still hold.
 NUMPY_LOADED_FIRST = "numpy" in sys.modules
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
@@ -472,6 +476,7 @@ def environment():
         "torch_threads": torch.get_num_threads() if torch is not None else None,
         "openblas_thread_timeout": (None if NUMPY_LOADED_FIRST
                                     else os.environ["OPENBLAS_THREAD_TIMEOUT"]),
+        "omp_wait_policy": os.environ["OMP_WAIT_POLICY"],
     }
     try:
         info["numba_threading_layer"] = numba.threading_layer()
@@ -489,7 +494,8 @@ def environment_line(info, repeats, heavy_repeats):
             f"NumPy {info['numpy']}, Numba {info['numba']} ({info['numba_threads']} threads, "
             f"{info['numba_threading_layer']} layer), {torch_part}; median of {repeats} "
             f"({heavy_repeats} for vgg19) round-robin calls after one warm-up; "
-            f"peak memory by {info['memory_method'] or 'nothing (unavailable)'}; {spin}.")
+            f"peak memory by {info['memory_method'] or 'nothing (unavailable)'}; {spin}; "
+            f"OMP_WAIT_POLICY={info['omp_wait_policy']}.")
 
 
 # -------------------------------------------------------------------- main
