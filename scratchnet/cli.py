@@ -2,6 +2,10 @@
 
     scratchnet check [--seed S] [--per-op K] [--op NAME ...]
         gradcheck every differentiable op on random configurations
+    scratchnet style CONTENT STYLE [STYLE ...] -o OUT.png [options] | --demo [FOLDER]
+        neural style transfer (scratchnet/commands/style.py)
+    scratchnet weights info [PATH] | convert IN OUT.npz
+        find, inspect and convert VGG19 weight files (scratchnet/commands/weights.py)
 
 Each subcommand has --help.
 """
@@ -9,6 +13,9 @@ Each subcommand has --help.
 import argparse
 import sys
 import time
+
+from .commands import style as style_command
+from .commands import weights as weights_command
 
 
 def _check(args):
@@ -46,6 +53,8 @@ def build_parser():
     check.add_argument("--op", action="append", metavar="NAME",
                        help="check only this op (repeatable)")
     check.set_defaults(run=_check)
+    style_command.add_parser(commands)
+    weights_command.add_parser(commands)
     return parser
 
 

@@ -1,0 +1,358 @@
+"""`scratchnet style`: neural style transfer on your own pictures, or on the samples (--demo).
+
+    scratchnet style CONTENT STYLE [STYLE ...] -o OUT.png [options]
+    scratchnet style --demo [FOLDER]
+
+The content image is resized so that its longest side is --size pixels; each
+style image so that its longest side is --style-scale times that. The run
+prints a progress line every --print-every iterations, writes OUT_0050.png
+and so on every --save-every iterations, and at the end OUT.png and, when
+intermediate images were kept, OUT_progression.png (a strip of them).
+
+Exit status: 0 when the picture is written; 2 for bad input (a missing or
+unreadable image, weights that do not fit, a bad option value); 1 when J
+stopped being finite (the last good image is still written); 130 after
+Ctrl-C (the current image is written first).
+"""
+
+import argparse
+import os
+import sys
+import time
+
+from ..data import sample_path
+from ..io import VGG19_CONV_LAYERS, WeightsFormatError
+from ..io.images import image_strip, load_image, save_image
+from ..models import vgg19
+from ..style_transfer import INITS, OPTIMIZERS, Settings, StyleTransfer
+from . import InputError
+
+DEMO_FOLDER = "style-demo"
+# The demo: a modest size and iteration count, so it takes a few minutes on 2 cores.
+DEMO_CONTENT, DEMO_STYLE = "chelsea", "gravel"
+DEMO_OPTIONS = {
+    "size": 160, "iterations": 100, "init": "content", "lr": 0.03, "style_weight": 400.0,
+    "tv_weight": 0.0005, "preserve_colors": True, "save_every": 25, "print_every": 10,
+}
+DEFAULT_SIZE = 256
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+STRIP_HEIGHT = 128
+
+EXAMPLES = """examples:
+  scratchnet style photo.jpg painting.jpg -o out.png
+  scratchnet style photo.jpg a.jpg b.jpg --style-blend 0.7,0.3 -o out.png --size 384
+  scratchnet style photo.jpg texture.png -o out.png --optimizer lbfgs --iterations 50
+  scratchnet style photo.jpg painting.jpg -o out.png --style-layers conv1_1:0.5,conv3_1:0.5
+  scratchnet style --demo                      (the shipped samples, into style-demo/)
+
+Weights: without --weights, VGG19 weights are looked for in the usual places
+(`scratchnet weights info` lists them); with none there, fixed-seed random
+weights are used and the picture is weaker. Nothing is downloaded.
+Style and content images may differ in size: each Gram matrix is divided by
+its own number of positions, so only the texture statistics are compared."""
+
+
+def add_parser(commands):
+    parser = commands.add_parser(
+        "style",
+        help="neural style transfer: the content of one picture in the style of others",
+        description="Generate an image G with the content of CONTENT and the style of "
+        "STYLE by gradient descent on J(G) = alpha J_content(C, G) + beta J_style(S, G), "
+        "with VGG19's activations (the course's neural style transfer).",
+        epilog=EXAMPLES,
+        usage="scratchnet style CONTENT STYLE [STYLE ...] -o OUT.png [options]\n"
+              "       scratchnet style --demo [FOLDER] [options]",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("images", nargs="*", metavar="IMAGE",
+                        help="the content image, then one or more style images")
+    parser.add_argument("-o", "--output", metavar="OUT.png",
+                        help="where to write the result (.png or .jpg; folders are created)")
+    parser.add_argument("--demo", nargs="?", const=DEMO_FOLDER, metavar="FOLDER",
+                        help=f"run on the shipped samples ({DEMO_CONTENT} in the style of "
+                        f"{DEMO_STYLE}) and write the pictures into FOLDER "
+                        f"(default {DEMO_FOLDER}/); other options still apply")
+    _add_image_options(parser)
+    _add_cost_options(parser)
+    _add_optimisation_options(parser)
+    parser.set_defaults(run=run)
+    return parser
+
+
+def _add_image_options(parser):
+    group = parser.add_argument_group("images and network")
+    group.add_argument("--size", type=_positive_int, metavar="N",
+                       help=f"longest side of the content image in pixels (default {DEFAULT_SIZE}; "
+                       "the result has this size)")
+    group.add_argument("--style-scale", type=_positive_float, metavar="X",
+                       help="longest side of each style image, as a multiple of the content's "
+                       "(default 1)")
+    group.add_argument("--weights", metavar="PATH",
+                       help="VGG19 weights: a .mat, .pth, .h5 or .npz file, or 'random' "
+                       "(default: search the usual places, else random weights)")
+    group.add_argument("--pooling", choices=("max", "avg"),
+                       help="pooling between VGG blocks: max (as trained, default) or avg "
+                       "(as Gatys et al. recommend)")
+    group.add_argument("--preserve-colors", action="store_true", default=None,
+                       help="keep the content's colours: only the luminance comes from the "
+                       "transfer (YIQ)")
+
+
+def _add_cost_options(parser):
+    group = parser.add_argument_group("the cost J(G)")
+    group.add_argument("--content-weight", type=_non_negative_float, metavar="ALPHA",
+                       help=f"alpha (default {Settings.content_weight:g})")
+    group.add_argument("--style-weight", type=_non_negative_float, metavar="BETA",
+                       help=f"beta (default {Settings.style_weight:g})")
+    group.add_argument("--tv-weight", type=_non_negative_float, metavar="W",
+                       help="weight of the total-variation term, which smooths G (default 0)")
+    group.add_argument("--content-layer", metavar="LAYER",
+                       help=f"layer of J_content (default {Settings.content_layer})")
+    group.add_argument("--style-layers", type=_style_layers, metavar="L:W,...",
+                       help="layers of J_style with their lambda, e.g. "
+                       "conv1_1:0.2,conv2_1:0.2; a layer without :W gets 1/(number of layers) "
+                       "(default conv1_1 ... conv5_1, 0.2 each)")
+    group.add_argument("--style-blend", type=_weights_list, metavar="W,W,...",
+                       help="one weight per style image, for blending several styles "
+                       "(normalised to sum 1; default equal)")
+    group.add_argument("--content-cost", choices=("assignment", "slide"),
+                       dest="content_normalization",
+                       help="J_content normalisation: the assignment's 1/(4 n_H n_W n_C) "
+                       "(default) or the slide's 1/2")
+
+
+def _add_optimisation_options(parser):
+    group = parser.add_argument_group("optimisation")
+    group.add_argument("--iterations", type=_positive_int, metavar="N",
+                       help=f"number of iterations (default {Settings.iterations})")
+    group.add_argument("--init", choices=INITS,
+                       help="initial G: noise (the slide), noisy content (the assignment, "
+                       "default) or content")
+    group.add_argument("--optimizer", choices=OPTIMIZERS,
+                       help="adam (default) or lbfgs (scipy's L-BFGS-B)")
+    group.add_argument("--lr", type=_positive_float,
+                       help=f"Adam's step size in pixel units, 0 to 1 (default {Settings.lr:g})")
+    group.add_argument("--seed", type=_non_negative_int,
+                       help="seed of the initial noise (default 0)")
+    group.add_argument("--save-every", type=_non_negative_int, metavar="K",
+                       help="write the image every K iterations, and a progression strip "
+                       "at the end (default 0: only the result)")
+    group.add_argument("--print-every", type=_non_negative_int, metavar="K",
+                       help=f"a progress line every K iterations (default "
+                       f"{Settings.print_every}; 0: none)")
+
+
+# ----------------------------------------------------------------------- running
+
+def run(args):
+    try:
+        job = _prepare(args)
+    except InputError as error:
+        print(f"scratchnet style: error: {error}", file=sys.stderr)
+        return 2
+    started = time.perf_counter()
+    result = job.problem.run(callback=job.save_intermediate)
+    seconds = time.perf_counter() - started
+    save_image(result.image, job.output)
+    if job.progression is not None:
+        save_image(_strip(job, result), job.progression)
+    return _report(job, result, seconds)
+
+
+class _Job:
+    """Everything a run needs, read and checked before the first iteration."""
+
+    def __init__(self, problem, output, progression, extras, demo_folder):
+        self.problem, self.output = problem, output
+        self.progression, self.extras, self.demo_folder = progression, extras, demo_folder
+
+    def save_intermediate(self, progress):
+        every = self.problem.settings.save_every
+        if every and progress.iteration % every == 0 \
+                and progress.iteration != progress.iterations:
+            stem, extension = os.path.splitext(self.output)
+            save_image(progress.image, f"{stem}_{progress.iteration:04d}{extension}")
+
+
+def _prepare(args):
+    """Read the images and the weights, check every option: a _Job, or an InputError."""
+    demo = args.demo is not None
+    content_path, style_paths = _image_paths(args, demo)
+    output = os.path.join(args.demo, "result.png") if demo else _checked_output(args.output)
+    options = _options(args, demo)
+    settings = _settings(options)
+    content = _load(content_path, options["size"])
+    style_size = max(1, round(options["style_scale"] * max(content.shape[1:])))
+    styles = [_load(path, style_size) for path in style_paths]
+    model = _model(args.weights, options["pooling"])
+    try:
+        problem = StyleTransfer(model, content, styles, settings)
+    except ValueError as error:
+        raise InputError(str(error)) from error
+    if demo:
+        progression = os.path.join(args.demo, "progression.png")
+        for name, image in (("content.png", content), ("style.png", styles[0])):
+            save_image(image, os.path.join(args.demo, name))
+    elif settings.save_every:
+        progression = os.path.splitext(output)[0] + "_progression.png"
+    else:
+        progression = None
+    extras = {"content": content, "styles": styles}
+    return _Job(problem, output, progression, extras, args.demo)
+
+
+def _image_paths(args, demo):
+    if demo:
+        if args.images or args.output:
+            raise InputError("--demo uses the shipped samples: give no images and no -o "
+                             "(name the folder with --demo FOLDER)")
+        return sample_path(DEMO_CONTENT), [sample_path(DEMO_STYLE)]
+    if len(args.images) < 2:
+        raise InputError("expected a CONTENT image and at least one STYLE image "
+                         "(or --demo); see scratchnet style --help")
+    if not args.output:
+        raise InputError("-o OUT.png is required: where to write the result")
+    return args.images[0], args.images[1:]
+
+
+def _checked_output(output):
+    if os.path.splitext(output)[1].lower() not in IMAGE_EXTENSIONS:
+        raise InputError(f"-o {output}: the file name must end in .png, .jpg or .jpeg")
+    if os.path.isdir(output):
+        raise InputError(f"-o {output}: is a folder; give a file name such as {output}/out.png")
+    folder = os.path.dirname(os.path.abspath(output))
+    try:
+        os.makedirs(folder, exist_ok=True)  # now, not after the run
+    except OSError as error:
+        raise InputError(f"-o {output}: cannot create the folder {folder} ({error})") from error
+    return output
+
+
+def _options(args, demo):
+    """Each tunable option: as given, else the demo's value (with --demo), else the default."""
+    defaults = {"size": DEFAULT_SIZE, "style_scale": 1.0, "pooling": "max"}
+    names = ["size", "style_scale", "pooling", "preserve_colors", "content_weight",
+             "style_weight", "tv_weight", "content_layer", "style_layers", "style_blend",
+             "content_normalization", "iterations", "init", "optimizer", "lr", "seed",
+             "save_every", "print_every"]
+    options = {}
+    for name in names:
+        given = getattr(args, name)
+        if given is not None:
+            options[name] = given
+        elif demo and name in DEMO_OPTIONS:
+            options[name] = DEMO_OPTIONS[name]
+        elif name in defaults:
+            options[name] = defaults[name]
+    return options
+
+
+def _settings(options):
+    fields = {name: value for name, value in options.items()
+              if name in Settings.__dataclass_fields__}
+    try:
+        settings = Settings(**fields)
+    except ValueError as error:
+        raise InputError(str(error)) from error
+    for name in [settings.content_layer] + [name for name, _ in settings.style_layers]:
+        if name not in VGG19_CONV_LAYERS:  # checked now, before the weights are read
+            raise InputError(f"layer {name!r} is not a VGG19 layer; known: "
+                             f"{', '.join(VGG19_CONV_LAYERS)}")
+    return settings
+
+
+def _load(path, size):
+    try:
+        return load_image(path, size=size, note=_note)
+    except (FileNotFoundError, ValueError) as error:
+        raise InputError(str(error)) from error
+    except OSError as error:  # e.g. a file that cannot be read
+        raise InputError(f"{path}: cannot be read ({error.strerror or error})") from error
+
+
+def _model(weights, pooling):
+    try:
+        return vgg19(weights=weights, pooling=pooling, note=_note)
+    except (OSError, WeightsFormatError, ValueError) as error:
+        raise InputError(f"weights: {error}") from error
+
+
+def _strip(job, result):
+    """C, S, then G at each kept iteration, side by side and labelled."""
+    pictures = [job.extras["content"], *job.extras["styles"]]
+    labels = ["content"] + [f"style {i + 1}" if len(job.extras["styles"]) > 1 else "style"
+                            for i in range(len(job.extras["styles"]))]
+    for iteration, image in result.snapshots:
+        pictures.append(image)
+        labels.append(f"iteration {iteration}")
+    return image_strip(pictures, labels, height=min(STRIP_HEIGHT, result.image.shape[1]))
+
+
+def _report(job, result, seconds):
+    """Say what was written and how the run ended; return the exit status."""
+    written = [job.output] + ([job.progression] if job.progression else [])
+    if job.demo_folder is not None:
+        written = [os.path.join(job.demo_folder, name) for name in
+                   ("content.png", "style.png", "result.png", "progression.png")]
+    per_iteration = seconds / max(1, result.iterations_done)
+    summary = (f"{result.iterations_done} iterations in {seconds:.1f} s "
+               f"({per_iteration:.2f} s per iteration)")
+    if result.interrupted:
+        print(f"interrupted after iteration {result.iterations_done}: saved the current "
+              f"image to {job.output}", file=sys.stderr)
+        return 130
+    if result.stopped is not None:
+        print(f"stopped early: {result.stopped}", file=sys.stderr)
+    print(f"{summary}; wrote {', '.join(written)}")
+    if result.stopped is not None and "non-finite" in result.stopped:
+        return 1
+    return 0
+
+
+def _note(line):
+    print(line, file=sys.stderr)
+
+
+# ------------------------------------------------------------- option parsing
+
+def _number(kind, text, check, expected):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if not check(value):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+    return value
+
+
+def _positive_int(text):
+    return _number(int, text, lambda v: v > 0, "a positive integer")
+
+
+def _non_negative_int(text):
+    return _number(int, text, lambda v: v >= 0, "an integer >= 0")
+
+
+def _positive_float(text):
+    return _number(float, text, lambda v: 0 < v < float("inf"), "a positive number")
+
+
+def _non_negative_float(text):
+    return _number(float, text, lambda v: 0 <= v < float("inf"), "a number >= 0")
+
+
+def _weights_list(text):
+    """'0.7,0.3' -> (0.7, 0.3)."""
+    return tuple(_non_negative_float(part) for part in text.split(","))
+
+
+def _style_layers(text):
+    """'conv1_1:0.2,conv2_1' -> (('conv1_1', 0.2), ('conv2_1', 1/2))."""
+    entries = [entry.strip() for entry in text.split(",") if entry.strip()]
+    if not entries:
+        raise argparse.ArgumentTypeError(f"expected LAYER[:WEIGHT],..., got {text!r}")
+    pairs = []
+    for entry in entries:
+        name, _, weight = entry.partition(":")
+        pairs.append((name, _non_negative_float(weight) if weight else 1.0 / len(entries)))
+    return tuple(pairs)

@@ -1,0 +1,178 @@
+"""`scratchnet style` and `scratchnet weights`: help, tiny end-to-end runs, bad input."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from scratchnet import cli
+from scratchnet.commands import style as style_command
+from scratchnet.io import VGGWeights, load_vgg19_weights, save_vgg19_weights
+from scratchnet.io.layout import Preprocess
+from scratchnet.models import vgg19
+
+FAST = ["--size", "32", "--iterations", "3", "--weights", "random", "--print-every", "1"]
+
+
+def write_picture(path, height, width, seed=0):
+    pixels = (np.random.default_rng(seed).random((height, width, 3)) * 255).astype(np.uint8)
+    Image.fromarray(pixels).save(path)
+    return str(path)
+
+
+@pytest.fixture
+def pictures(tmp_path):
+    content = write_picture(tmp_path / "content.png", 40, 48)
+    return content, write_picture(tmp_path / "style.jpg", 36, 36, 1)
+
+
+@pytest.mark.parametrize("command", [["style"], ["weights"], ["weights", "info"],
+                                     ["weights", "convert"]])
+def test_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([*command, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert f"usage: scratchnet {' '.join(command)}" in out
+    if command == ["style"]:
+        for option in ("--size", "--iterations", "--content-weight", "--style-weight",
+                       "--tv-weight", "--init", "--optimizer", "--lr", "--seed", "--weights",
+                       "--preserve-colors", "--content-layer", "--style-layers", "--style-blend",
+                       "--style-scale", "--pooling", "--save-every", "--print-every", "--demo"):
+            assert option in out
+
+
+def test_a_tiny_run_writes_the_picture_into_a_new_folder(pictures, tmp_path, capsys):
+    out = tmp_path / "new" / "folder" / "out.png"
+    assert cli.main(["style", *pictures, "-o", str(out), *FAST, "--save-every", "1"]) == 0
+    with Image.open(out) as written:
+        assert written.size == (32, 27)  # longest side 32, proportions of 48 x 40
+    for name in ("out_0001.png", "out_0002.png", "out_progression.png"):
+        assert (out.parent / name).is_file(), name
+    captured = capsys.readouterr()
+    assert "iteration 3/3" in captured.err and str(out) in captured.out
+
+
+def test_several_styles_lbfgs_and_the_other_options(pictures, tmp_path):
+    out = tmp_path / "out.jpg"
+    extra_style = write_picture(tmp_path / "second.png", 20, 30, 2)
+    status = cli.main(["style", *pictures, extra_style, "-o", str(out), *FAST,
+                       "--style-blend", "0.7,0.3", "--optimizer", "lbfgs", "--pooling", "avg",
+                       "--style-layers", "conv1_1:0.5,conv2_1", "--content-layer", "conv3_1",
+                       "--style-scale", "0.5", "--preserve-colors", "--tv-weight", "0.01",
+                       "--init", "noise", "--content-cost", "slide"])
+    assert status == 0 and out.is_file()
+
+
+def test_missing_image_exits_2_naming_it(pictures, tmp_path, capsys):
+    missing = str(tmp_path / "no-such-photo.jpg")
+    assert cli.main(["style", missing, pictures[1], "-o", str(tmp_path / "o.png"), *FAST]) == 2
+    assert "no-such-photo.jpg" in capsys.readouterr().err
+
+
+def test_unreadable_image_exits_2_naming_it(pictures, tmp_path, capsys):
+    broken = tmp_path / "broken.png"
+    broken.write_text("not a picture")
+    assert cli.main(["style", pictures[0], str(broken), "-o", str(tmp_path / "o.png"), *FAST]) == 2
+    assert "broken.png" in capsys.readouterr().err
+
+
+def test_a_large_image_is_downscaled_with_a_note(pictures, tmp_path, capsys):
+    large = write_picture(tmp_path / "large.png", 300, 400, 3)
+    assert cli.main(["style", large, pictures[1], "-o", str(tmp_path / "o.png"), *FAST]) == 0
+    assert "large.png: 400x300 resized to 32x24" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--style-layers", "conv1_1:0.5,conv9_1"], "conv9_1"),
+    (["--style-blend", "1,1,1"], "style_blend"),
+])
+def test_bad_option_values_exit_2(pictures, tmp_path, capsys, arguments, message):
+    assert cli.main(["style", *pictures, "-o", str(tmp_path / "o.png"), *FAST, *arguments]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_usage_errors_exit_2(pictures, tmp_path, capsys):
+    assert cli.main(["style", pictures[0], "-o", str(tmp_path / "o.png")]) == 2
+    assert cli.main(["style", *pictures]) == 2
+    assert cli.main(["style", *pictures, "-o", str(tmp_path / "o.gif")]) == 2
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["style", *pictures, "-o", str(tmp_path / "o.png"), "--size", "-3"])
+    assert exit_info.value.code == 2
+
+
+def _tiny_weights_file(path):
+    model = vgg19(weights="random", widths=(2, 3, 4, 5, 5))
+    save_vgg19_weights(VGGWeights(model.state_dict(), model.preprocessing, "memory"), path)
+    return str(path)
+
+
+def test_weights_that_do_not_fit_exit_2_naming_layer_and_shapes(pictures, tmp_path, capsys):
+    weights = _tiny_weights_file(tmp_path / "tiny.npz")
+    status = cli.main(["style", *pictures, "-o", str(tmp_path / "o.png"), "--size", "32",
+                       "--iterations", "1", "--weights", weights])
+    assert status == 2
+    err = capsys.readouterr().err
+    assert "conv1_1.weight" in err and "(2, 3, 3, 3)" in err and "(64, 3, 3, 3)" in err
+
+
+def test_ctrl_c_saves_the_current_image_and_exits_130(pictures, tmp_path, monkeypatch, capsys):
+    def interrupt_at_second(self, progress):
+        if progress.iteration == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(style_command._Job, "save_intermediate", interrupt_at_second)
+    out = tmp_path / "out.png"
+    assert cli.main(["style", *pictures, "-o", str(out), *FAST]) == 130
+    assert out.is_file()
+    assert "interrupted after iteration 2" in capsys.readouterr().err
+
+
+def test_demo_writes_its_pictures_into_the_folder(tmp_path, capsys):
+    folder = tmp_path / "demo"
+    status = cli.main(["style", "--demo", str(folder), "--size", "32", "--iterations", "2",
+                       "--save-every", "1", "--weights", "random"])
+    assert status == 0
+    for name in ("content.png", "style.png", "result.png", "progression.png"):
+        assert (folder / name).is_file(), name
+    assert str(folder / "result.png") in capsys.readouterr().out
+
+
+def test_weights_info_lists_the_places_searched(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("SCRATCHNET_WEIGHTS", raising=False)
+    monkeypatch.delenv("TORCH_HOME", raising=False)
+    monkeypatch.delenv("KERAS_HOME", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["weights", "info"]) == 0
+    out = capsys.readouterr().out
+    assert "vgg19-dcbb9e9d.pth" in out and "none found" in out
+
+
+def test_weights_info_describes_a_file(tmp_path, capsys):
+    weights = _tiny_weights_file(tmp_path / "tiny.npz")
+    assert cli.main(["weights", "info", weights]) == 0
+    out = capsys.readouterr().out
+    assert "scratchnet-npz" in out and "conv5_4" in out and "(5, 5, 3, 3)" in out
+    assert "not VGG19's real widths (conv1_1.weight is (2, 3, 3, 3)" in out
+
+
+def test_weights_convert_writes_an_npz_that_loads_the_same(tmp_path, capsys):
+    model = vgg19(weights="random")
+    recipe = Preprocess("BGR", 255.0, (103.939, 116.779, 123.68), source="test")
+    source = tmp_path / "full.npz"
+    save_vgg19_weights(VGGWeights(model.state_dict(), recipe, "memory"), source)
+    target = tmp_path / "converted.npz"
+    assert cli.main(["weights", "convert", str(source), str(target)]) == 0
+    converted = load_vgg19_weights(target)
+    np.testing.assert_array_equal(converted.params["conv4_2.weight"], model.conv4_2.weight.data)
+    assert converted.preprocess.channel_order == "BGR"
+    assert str(target) in capsys.readouterr().out
+
+
+def test_weights_convert_of_a_bad_file_exits_2(tmp_path, capsys):
+    weights = _tiny_weights_file(tmp_path / "tiny.npz")
+    assert cli.main(["weights", "convert", weights, str(tmp_path / "out.npz")]) == 2
+    assert "conv1_1.weight" in capsys.readouterr().err
+    assert cli.main(["weights", "convert", str(tmp_path / "missing.pth"),
+                     str(tmp_path / "out.npz")]) == 2
