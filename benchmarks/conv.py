@@ -39,26 +39,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-# OpenBLAS's idle worker threads busy-wait about 0.1 s (2^28 cycles) after
-# every BLAS call before they sleep. In a round-robin over peers they keep
-# cores busy while the next peer runs: on 2 cores this made PyTorch's
-# triplet case 2.5x slower than alone. A short spin (2^4 cycles) removes the
-# interference; it must be set before NumPy loads OpenBLAS (hence here,
-# above the imports that load it), and a value already set is kept.
-# The same holds for OpenMP's workers (PyTorch's and Numba's): by default
-# they spin after each parallel region; OMP_WAIT_POLICY=PASSIVE makes them
-# sleep at once, so no peer runs on cores another peer's threads still hold.
-NUMPY_LOADED_FIRST = "numpy" in sys.modules
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import numba
+import numpy as np
 
-import numba  # noqa: E402
-import numpy as np  # noqa: E402
+import kernels
 
-import kernels  # noqa: E402
-
-from . import numpy_baseline  # noqa: E402
-from ._harness import (  # noqa: E402
+from . import NUMPY_LOADED_FIRST, numpy_baseline
+from ._harness import (
     MEMORY_METHOD,
     MIB,
     call_with_peak_memory,

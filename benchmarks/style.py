@@ -12,20 +12,15 @@ its own. Peak memory is the resident-set high-water mark of one iteration.
 """
 
 import argparse
-import os
 import sys
 
-# the same thread-spin settings as benchmarks.conv, before NumPy or PyTorch load
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import numpy as np
 
-import numpy as np  # noqa: E402
+from scratchnet import style
+from scratchnet.models import vgg19
+from scratchnet.tensor import Tensor, no_grad
 
-from scratchnet import style  # noqa: E402
-from scratchnet.models import vgg19  # noqa: E402
-from scratchnet.tensor import Tensor, no_grad  # noqa: E402
-
-from ._harness import (  # noqa: E402
+from ._harness import (
     MIB,
     call_with_peak_memory,
     markdown_table,
