@@ -282,13 +282,17 @@ def _triplet(rng):
 
 @case("batch_norm")
 def _batch_norm(rng):
-    nd = int(rng.integers(1, 4))
-    channels = int(rng.integers(1, 4))
+    nd, channels = int(rng.integers(1, 4)), int(rng.integers(1, 4))
     shape = (int(rng.integers(2, 4)), channels) + _shape(rng, nd, 2, 3)
-    norm = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}[nd](channels).double()
-    norm.weight.data[:] = rng.uniform(0.5, 1.5, channels)
-    norm.bias.data[:] = rng.standard_normal(channels)
-    return f"x{shape} training mode (batch statistics)", norm, (_tensor(rng, shape),)
+    training = bool(rng.integers(0, 2))
+    running_mean, running_var = rng.standard_normal(channels), rng.uniform(0.5, 2.0, channels)
+
+    def batch_norm(x, gamma, beta):   # fresh copies: the running estimates change in place
+        return F.batch_norm(x, running_mean.copy(), running_var.copy(), gamma, beta,
+                            training=training)
+    mode = "training mode (batch statistics)" if training else "evaluation mode (running)"
+    return f"x{shape} {mode}", batch_norm, (
+        _tensor(rng, shape), _tensor(rng, (channels,)), _tensor(rng, (channels,)))
 
 
 def run(seed=0, per_op=3, only=None, print_row=print):

@@ -1,8 +1,8 @@
 """scratchnet.functional: every differentiable op, as `import scratchnet.functional as F`.
 
 Names and arguments follow torch.nn.functional where it has the op
-(conv2d, max_pool2d, relu, softmax(x, dim), normalize, linear, mse_loss,
-binary_cross_entropy ...); reductions (sum, mean, max) take NumPy's
+(conv2d, max_pool2d, relu, softmax(x, dim), normalize, linear, batch_norm,
+mse_loss, binary_cross_entropy ...); reductions (sum, mean, max) take NumPy's
 `axis` and `keepdims`, as the arrays underneath are NumPy's.
 
 Each op is a Function (see _function.py) with forward and backward side by
@@ -17,6 +17,7 @@ from .elementwise import abs, add, clamp, clip, div, exp, log, mul, neg, pow, sq
 from .gram import gram_matrix
 from .linalg import linear, matmul, normalize
 from .loss import binary_cross_entropy, binary_cross_entropy_with_logits, mse_loss
+from .norm import batch_norm
 from .pool import avg_pool1d, avg_pool2d, avg_pool3d, max_pool1d, max_pool2d, max_pool3d
 from .reduce import max, mean, sum
 from .shape import cat, getitem, pad, permute, reshape, stack, transpose
@@ -27,7 +28,7 @@ __all__ = [
     "add", "sub", "mul", "div", "pow", "neg", "exp", "log", "sqrt", "abs", "clamp", "clip",
     "sum", "mean", "max",
     "reshape", "permute", "transpose", "getitem", "cat", "stack", "pad",
-    "matmul", "linear", "normalize",
+    "matmul", "linear", "normalize", "batch_norm",
     "relu", "sigmoid", "tanh", "softmax", "log_softmax",
     "mse_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits",
     "conv1d", "conv2d", "conv3d",

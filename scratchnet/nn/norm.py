@@ -19,9 +19,9 @@ In evaluation mode, and only if track_running_stats=True, the running
 estimates replace mu and sigma2. BatchNorm1d takes (N, C) or (N, C, L),
 BatchNorm2d (N, C, H, W), BatchNorm3d (N, C, D, H, W).
 
-The forward pass is written with autograd ops (mean, subtraction, sqrt,
-division), so its gradient, including the parts that flow through mu and
-sigma2, is the chain rule applied by the tape, correct by construction.
+The op is scratchnet.functional.batch_norm, one Function whose backward
+pass (including the parts that flow through mu and sigma2) is derived in
+docs/derivations.md and checked against finite differences and PyTorch.
 
 >>> import numpy as np
 >>> from scratchnet import Tensor
@@ -34,6 +34,7 @@ sigma2, is the chain rule applied by the tape, correct by construction.
 
 import numpy as np
 
+from .. import functional as F
 from .module import Module, Parameter
 
 
@@ -64,41 +65,14 @@ class BatchNormNd(Module):
 
     def forward(self, x):
         self._check_input(x)
-        per_channel = (1, self.num_features) + (1,) * (x.ndim - 2)  # broadcasts over (N, C, ...)
-        if self.training or self.running_mean is None:
-            z_norm = self._normalise_with_batch_statistics(x)
-        else:
-            mu = self.running_mean.reshape(per_channel)
-            inverse_std = 1.0 / np.sqrt(self.running_var.reshape(per_channel) + self.eps)
-            z_norm = (x - mu) * inverse_std.astype(x.dtype)
-        if not self.affine:
-            return z_norm
-        return z_norm * self.weight.reshape(per_channel) + self.bias.reshape(per_channel)
-
-    def _normalise_with_batch_statistics(self, x):
-        axes = (0,) + tuple(range(2, x.ndim))  # every axis but the channel axis
-        m = x.size // self.num_features
-        if m < 2:
-            raise ValueError(
-                f"{type(self).__name__} needs more than 1 value per channel to compute batch "
-                f"statistics (in training, or with track_running_stats=False), "
-                f"got input shape {x.shape}"
-            )
-        mu = x.mean(axis=axes, keepdims=True)
-        centred = x - mu
-        sigma2 = (centred * centred).mean(axis=axes, keepdims=True)
+        use_batch_statistics = self.training or self.running_mean is None
+        momentum = self.momentum
         if self.training and self.running_mean is not None:
-            self._update_running_statistics(mu.data.reshape(-1), sigma2.data.reshape(-1), m)
-        return centred / (sigma2 + self.eps).sqrt()
-
-    def _update_running_statistics(self, mu, sigma2, m):
-        """Exponentially weighted averages of mu and of the unbiased variance (in place)."""
-        self.num_batches_tracked[...] += 1
-        factor = self.momentum
-        if factor is None:
-            factor = 1.0 / float(self.num_batches_tracked)
-        self.running_mean[...] = (1 - factor) * self.running_mean + factor * mu
-        self.running_var[...] = (1 - factor) * self.running_var + factor * sigma2 * m / (m - 1)
+            self.num_batches_tracked[...] += 1
+            if momentum is None:        # a plain average over all batches so far
+                momentum = 1.0 / float(self.num_batches_tracked)
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                            training=use_batch_statistics, momentum=momentum, eps=self.eps)
 
     def _check_input(self, x):
         if x.ndim not in self.input_ndims or x.shape[1] != self.num_features:
