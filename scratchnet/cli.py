@@ -2,6 +2,8 @@
 
     scratchnet check [--seed S] [--per-op K] [--op NAME ...]
         gradcheck every differentiable op on random configurations
+    scratchnet face train | verify | calibrate | evaluate | enroll | identify | list | remove
+        face verification and recognition (scratchnet/commands/face.py)
     scratchnet style CONTENT STYLE [STYLE ...] -o OUT.png [options] | --demo [FOLDER]
         neural style transfer (scratchnet/commands/style.py)
     scratchnet weights info [PATH] | convert IN OUT.npz
@@ -14,6 +16,7 @@ import argparse
 import sys
 import time
 
+from .commands import face as face_command
 from .commands import style as style_command
 from .commands import weights as weights_command
 
@@ -53,6 +56,7 @@ def build_parser():
     check.add_argument("--op", action="append", metavar="NAME",
                        help="check only this op (repeatable)")
     check.set_defaults(run=_check)
+    face_command.add_parser(commands)
     style_command.add_parser(commands)
     weights_command.add_parser(commands)
     return parser

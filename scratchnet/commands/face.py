@@ -1,0 +1,559 @@
+"""`scratchnet face`: train a face encoder, verify 1:1, recognise 1:K, measure.
+
+    scratchnet face train --out MODEL.npz [--data DIR] [options]
+    scratchnet face verify IMG1 IMG2 [--model MODEL.npz] [--tau T]
+    scratchnet face calibrate PAIRS [--model MODEL.npz] [--images-root DIR]
+    scratchnet face evaluate MODEL.npz [--seed S | --data DIR] [--json] [--roc ROC.png]
+    scratchnet face enroll NAME IMG [IMG ...] [--replace]
+    scratchnet face identify IMG [IMG ...]
+    scratchnet face list
+    scratchnet face remove NAME
+
+enroll / identify / list / remove work on the database file --db
+(default face-db.npz) with the encoder --model (default face-model.npz).
+Pictures of any size, gray or RGBA, are read as RGB and resized to the
+encoder's input (a note says how many were resized).
+
+Exit status: 0 on success (verify: whatever the answer), 2 for bad input
+(a missing or unreadable file, a database made by another encoder, a name
+already enrolled, a bad option value).
+"""
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+from PIL import Image
+
+from ..face import (
+    DatabaseError,
+    FaceDatabase,
+    NotEnrolledError,
+    TrainingSettings,
+    fit_tau,
+    load_encoder,
+    load_face_image,
+    load_image_folder,
+    read_lfw_pairs,
+    roc_curve,
+    roc_picture,
+    synthetic_faces,
+    train,
+)
+from ..face import evaluation, pictures
+from ..face.datasets import LFW_NAME
+from ..io.images import save_image
+from . import InputError
+
+DEFAULT_MODEL = "face-model.npz"
+DEFAULT_DB = "face-db.npz"
+# The synthetic data's seeds: training persons, validation persons (tau is
+# fitted on them) and, for `evaluate`, persons seen by neither.
+TRAIN_SEED, VALIDATION_SEED, EVALUATION_SEED = 0, 1, 2
+VALIDATION_PERSONS = 300
+EVALUATION_PERSONS = 600
+CLASSIFIER_PAIRS = 6000
+
+EXAMPLES = """examples:
+  scratchnet face train --out face-model.npz             (synthetic faces, about 10 min)
+  scratchnet face train --out mine.npz --data photos/     (photos/<name>/*.jpg)
+  scratchnet face evaluate face-model.npz --json
+  scratchnet face verify a.jpg b.jpg
+  scratchnet face enroll ada ada.jpg
+  scratchnet face identify someone.jpg"""
+
+
+def add_parser(commands):
+    parser = commands.add_parser(
+        "face", help="face verification (1:1) and recognition (1:K) with a Siamese encoder",
+        description="Train an encoder f with the triplet loss, then verify pairs "
+        "(d = ||f(x1) - f(x2)||^2 <= tau) and recognise enrolled persons from one picture.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    actions = parser.add_subparsers(dest="action", metavar="ACTION")
+    actions.required = True
+    _add_train(actions)
+    _add_verify(actions)
+    _add_calibrate(actions)
+    _add_evaluate(actions)
+    _add_database_actions(actions)
+    return parser
+
+
+def _model_option(parser):
+    parser.add_argument("--model", default=DEFAULT_MODEL, metavar="MODEL.npz",
+                        help=f"the trained encoder (default {DEFAULT_MODEL})")
+
+
+def _db_options(parser):
+    _model_option(parser)
+    parser.add_argument("--db", default=DEFAULT_DB, metavar="DB.npz",
+                        help=f"the database file (default {DEFAULT_DB})")
+
+
+# ------------------------------------------------------------------ train
+
+def _add_train(actions):
+    parser = actions.add_parser(
+        "train", help="train an encoder with the triplet loss",
+        description="Train the face encoder f with the triplet loss "
+        "L = max(d(A,P) - d(A,N) + alpha, 0) on batches of P persons x K pictures, "
+        "triplets mined online; Adam. Without --data: the synthetic faces "
+        "(--identities x --per-identity pictures, seed 0), validated on 300 other "
+        "synthetic persons (seed 1; evaluate uses seed 2). Writes MODEL.npz with tau fitted on the validation "
+        "pairs and the two pair classifiers, and a checkpoint every --checkpoint-every "
+        "steps to MODEL.checkpoint.npz (--resume continues from it).")
+    parser.add_argument("--out", required=True, metavar="MODEL.npz", help="where to write the model")
+    parser.add_argument("--data", metavar="DIR",
+                        help="train on DIR/<name>/*.jpg instead (10%% of the persons validate)")
+    parser.add_argument("--identities", type=int, default=1000, help="synthetic persons (default 1000)")
+    parser.add_argument("--per-identity", type=int, default=10,
+                        help="synthetic pictures per person (default 10)")
+    parser.add_argument("--validation-identities", type=int, default=VALIDATION_PERSONS,
+                        metavar="N", help=f"synthetic validation persons (default "
+                        f"{VALIDATION_PERSONS})")
+    defaults = TrainingSettings()
+    parser.add_argument("--steps", type=int, default=defaults.steps,
+                        help=f"batches to train on (default {defaults.steps})")
+    parser.add_argument("--strategy", default=defaults.strategy,
+                        choices=["batch_hard", "semi_hard", "random", "all"],
+                        help=f"triplet selection in a batch (default {defaults.strategy})")
+    parser.add_argument("--alpha", type=float, default=defaults.alpha,
+                        help=f"the margin (default {defaults.alpha})")
+    parser.add_argument("--lr", type=float, default=defaults.lr,
+                        help=f"Adam's initial learning rate (default {defaults.lr})")
+    parser.add_argument("--batch-identities", type=int, default=defaults.identities_per_batch,
+                        metavar="P", help=f"persons per batch (default {defaults.identities_per_batch})")
+    parser.add_argument("--batch-pictures", type=int, default=defaults.pictures_per_identity,
+                        metavar="K",
+                        help=f"pictures per person in a batch (default {defaults.pictures_per_identity})")
+    parser.add_argument("--width", type=int, default=defaults.width,
+                        help=f"channels of the encoder's first block (default {defaults.width})")
+    parser.add_argument("--no-augment", action="store_true",
+                        help="no random flips, shifts and colour changes")
+    parser.add_argument("--seed", type=int, default=defaults.seed,
+                        help="seed of the weights, batches and augmentation (default 0)")
+    parser.add_argument("--validate-every", type=int, default=defaults.validate_every, metavar="N")
+    parser.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every,
+                        metavar="N")
+    parser.add_argument("--print-every", type=int, default=10, metavar="N",
+                        help="a progress line every N steps (default 10)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from MODEL.checkpoint.npz")
+    parser.set_defaults(run=_guarded(run_train))
+
+
+def run_train(args):
+    settings = TrainingSettings(
+        steps=args.steps, identities_per_batch=args.batch_identities,
+        pictures_per_identity=args.batch_pictures, alpha=args.alpha, strategy=args.strategy,
+        lr=args.lr, width=args.width, augment=not args.no_augment, seed=args.seed,
+        validate_every=args.validate_every, checkpoint_every=args.checkpoint_every)
+    try:
+        settings.check()
+        _check_writable(args.out)
+        (images, labels), validation, source = _training_data(args)
+    except (ValueError, FileNotFoundError) as error:
+        raise InputError(str(error)) from None
+    print(f"training on {source}: {len(images)} pictures of {len(np.unique(labels))} persons; "
+          f"validating on {len(validation[0])} pictures of {len(np.unique(validation[1]))} others",
+          flush=True)
+    checkpoint = _checkpoint_path(args.out)
+    encoder, history = train(images, labels, validation, settings, checkpoint=checkpoint,
+                             resume=args.resume, report=_progress_printer(args.print_every))
+    print("fitting the pair classifiers on pairs of training persons ...", flush=True)
+    embeddings, pairs = evaluation.pair_embeddings(encoder, images, labels,
+                                                   CLASSIFIER_PAIRS, args.seed)
+    classifiers = evaluation.fit_pair_classifiers(embeddings, pairs, seed=args.seed)
+    encoder.save(args.out, extra={**evaluation.classifiers_to_arrays(classifiers),
+                                  "trainer.history": _history_rows(history)})
+    print(f"wrote {args.out}: tau = {encoder.tau:.4f} (best accuracy on validation pairs), "
+          f"tau_eer = {encoder.info['tau_eer']:.4f}, validation 10-fold accuracy "
+          f"{encoder.info['validation_accuracy']:.4f}")
+    return 0
+
+
+def _training_data(args):
+    if args.data is None:
+        train_set = synthetic_faces(args.identities, args.per_identity, seed=TRAIN_SEED)
+        validation = synthetic_faces(args.validation_identities, args.per_identity,
+                                     seed=VALIDATION_SEED)
+        return train_set, validation, f"synthetic faces (seed {TRAIN_SEED})"
+    images, labels, names = load_image_folder(args.data, min_per_identity=2, note=_note)
+    persons = np.random.default_rng(args.seed).permutation(len(names))
+    held_out = np.isin(labels, persons[:max(2, len(names) // 10)])
+    if held_out.all() or len(np.unique(labels[~held_out])) < 2:
+        raise ValueError(f"--data: {args.data} has too few persons with two pictures "
+                         f"({len(names)}) to train and validate")
+    _, relabelled = np.unique(labels[~held_out], return_inverse=True)
+    return (images[~held_out], relabelled), (images[held_out], labels[held_out]), args.data
+
+
+def _progress_printer(every):
+    def report(step):
+        if step.step % every == 0 or step.validation_accuracy is not None or \
+                step.step == step.steps:
+            line = (f"step {step.step:>5}/{step.steps}  J {step.loss:8.3f}  "
+                    f"active {step.active:5.1%}  {step.seconds:6.0f} s")
+            if step.validation_accuracy is not None:
+                line += f"  validation accuracy {step.validation_accuracy:.4f}"
+            print(line, flush=True)
+    return report
+
+
+def _history_rows(history):
+    return np.array([(r.step, r.loss, r.active, r.seconds, r.validation_accuracy)
+                     for r in history], dtype=np.float64).reshape(len(history), 5)
+
+
+def _checkpoint_path(out):
+    root, extension = os.path.splitext(out)
+    return f"{root}.checkpoint{extension or '.npz'}"
+
+
+# ------------------------------------------------------------------ verify and calibrate
+
+def _add_verify(actions):
+    parser = actions.add_parser(
+        "verify", help="are two pictures the same person? (1:1)",
+        description="d = ||f(x1) - f(x2)||^2; the same person when d <= tau.")
+    parser.add_argument("first", metavar="IMG1")
+    parser.add_argument("second", metavar="IMG2")
+    _model_option(parser)
+    parser.add_argument("--tau", type=float, help="the threshold (default: the model's)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(run=_guarded(run_verify))
+
+
+def run_verify(args):
+    encoder = _load_encoder(args.model)
+    tau = encoder.tau if args.tau is None else _check_tau(args.tau)
+    images = _load_pictures([args.first, args.second], encoder.image_size)
+    distance = float(encoder.distance(images[:1], images[1:])[0])
+    same = distance <= tau
+    if args.json:
+        print(json.dumps({"same": bool(same), "distance": distance, "tau": tau}))
+    else:
+        verdict = "same person" if same else "different persons"
+        print(f"{verdict}: d = {distance:.4f} {'<=' if same else '>'} tau = {tau:.4f}")
+    return 0
+
+
+def _add_calibrate(actions):
+    parser = actions.add_parser(
+        "calibrate", help="fit tau on your own labelled pairs",
+        description="Fit the model's tau on pairs of pictures known to show one person or "
+        "two, and store it in the model file (rewritten atomically). PAIRS is a text file "
+        "of lines 'IMG1 IMG2 1' (same person) or 'IMG1 IMG2 0' (two persons), paths "
+        "relative to the file's folder; or LFW's pairs.txt with --images-root.")
+    parser.add_argument("pairs", metavar="PAIRS")
+    _model_option(parser)
+    parser.add_argument("--images-root", metavar="DIR", help="LFW's image folder, for pairs.txt")
+    parser.add_argument("--criterion", choices=["accuracy", "eer"], default="accuracy",
+                        help="best accuracy (default) or equal error rate")
+    parser.add_argument("--dry-run", action="store_true", help="print tau, do not store it")
+    parser.set_defaults(run=_guarded(run_calibrate))
+
+
+def run_calibrate(args):
+    encoder, arrays = _load_encoder(args.model, with_arrays=True)
+    first_paths, second_paths, same = _read_pairs(args.pairs, args.images_root)
+    first = _load_pictures(first_paths, encoder.image_size)
+    second = _load_pictures(second_paths, encoder.image_size, note=None)
+    distances = encoder.distance(first, second)
+    try:
+        tau = fit_tau(distances, same, criterion=args.criterion)
+    except ValueError as error:
+        raise InputError(f"PAIRS: {error}") from None
+    accuracy = float(np.mean((distances <= tau) == same))
+    print(f"tau = {tau:.4f} ({args.criterion}; accuracy {accuracy:.4f} on these "
+          f"{len(same)} pairs; the model had tau = {encoder.tau:.4f})")
+    if not args.dry_run:
+        encoder.tau = tau
+        extra = {key: value for key, value in arrays.items()
+                 if not key.startswith("encoder.") and key != "config"}
+        encoder.save(args.model, extra=extra)
+        print(f"stored in {args.model}")
+    return 0
+
+
+def _read_pairs(path, images_root):
+    if not os.path.isfile(path):
+        raise InputError(f"PAIRS: no file at {path}")
+    if images_root is not None:
+        try:
+            folds = read_lfw_pairs(path)
+        except ValueError as error:
+            raise InputError(str(error)) from None
+        pairs = [(os.path.join(images_root, LFW_NAME.format(name=a, index=i)),
+                  os.path.join(images_root, LFW_NAME.format(name=b, index=j)), s)
+                 for first, second, same in folds
+                 for (a, i), (b, j), s in zip(first, second, same)]
+    else:
+        folder = os.path.dirname(os.path.abspath(path))
+        pairs = []
+        with open(path, encoding="utf-8") as file:
+            for number, line in enumerate(file, 1):
+                fields = line.split()
+                if not fields or fields[0].startswith("#"):
+                    continue
+                if len(fields) != 3 or fields[2] not in ("0", "1"):
+                    raise InputError(f"PAIRS: {path} line {number}: expected 'IMG1 IMG2 1|0', "
+                                     f"got {line.strip()!r}")
+                pairs.append((os.path.join(folder, fields[0]), os.path.join(folder, fields[1]),
+                              fields[2] == "1"))
+    if not pairs:
+        raise InputError(f"PAIRS: {path} lists no pairs")
+    first, second, same = zip(*pairs)
+    return list(first), list(second), np.array(same, dtype=bool)
+
+
+# ------------------------------------------------------------------ evaluate
+
+def _add_evaluate(actions):
+    parser = actions.add_parser(
+        "evaluate", help="measure verification and one-shot recognition",
+        description="Verification: 10-fold accuracy as in LFW's protocol, AUC, TAR at FAR "
+        "1e-2 and 1e-3 over 6000 balanced pairs, and the two pair classifiers. Recognition: "
+        "100 persons enrolled from one picture each; top1 = their other pictures answered "
+        "with the right name, rejection = pictures of 100 other persons answered 'not "
+        "recognized', both at the model's tau. Data: synthetic persons never used in "
+        "training (--seed, default 2), or --data DIR.")
+    parser.add_argument("model", metavar="MODEL.npz")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--seed", type=int, default=EVALUATION_SEED,
+                        help=f"synthetic persons of this seed (default {EVALUATION_SEED})")
+    source.add_argument("--data", metavar="DIR", help="DIR/<name>/*.jpg instead")
+    parser.add_argument("--identities", type=int, default=EVALUATION_PERSONS,
+                        help=f"synthetic persons (default {EVALUATION_PERSONS})")
+    parser.add_argument("--enrolled", type=int, default=evaluation.ENROLLED,
+                        help=f"K, persons enrolled (default {evaluation.ENROLLED})")
+    parser.add_argument("--pairs", type=int, default=evaluation.EVALUATION_PAIRS,
+                        help=f"verification pairs (default {evaluation.EVALUATION_PAIRS})")
+    parser.add_argument("--baseline", action="store_true",
+                        help="also the raw-pixel baseline on the same pairs")
+    parser.add_argument("--roc", metavar="ROC.png", help="draw the ROC curve there")
+    parser.add_argument("--pictures", metavar="DIR",
+                        help="write roc.png, triplets.png and identifications.png into DIR")
+    parser.add_argument("--json", action="store_true",
+                        help="print the metrics as one JSON object (notes go to stderr)")
+    parser.set_defaults(run=_guarded(run_evaluate))
+
+
+def run_evaluate(args):
+    encoder, arrays = _load_encoder(args.model, with_arrays=True)
+    note = (lambda line: print(line, file=sys.stderr)) if args.json else print
+    started = time.perf_counter()
+    if args.data is None:
+        images, labels = synthetic_faces(args.identities, 10, seed=args.seed,
+                                         size=encoder.image_size)
+        source = f"synthetic persons, seed {args.seed}"
+    else:
+        try:
+            images, labels, _ = load_image_folder(args.data, size=encoder.image_size,
+                                                  min_per_identity=2, note=note)
+        except (ValueError, FileNotFoundError) as error:
+            raise InputError(str(error)) from None
+        source = args.data
+    note(f"evaluating on {len(images)} pictures of {len(np.unique(labels))} persons ({source})")
+    classifiers = evaluation.classifiers_from_arrays(arrays)
+    report = evaluation.evaluate(encoder, images, labels, classifiers, n_pairs=args.pairs,
+                                 enrolled=args.enrolled, seed=args.seed if args.data is None else 0)
+    if args.baseline:
+        report["pixel_baseline_accuracy"] = evaluation.pixel_baseline(images, labels, args.pairs)
+    report["data"] = source
+    report["seconds"] = round(time.perf_counter() - started, 2)
+    seed = args.seed if args.data is None else 0
+    if args.roc:
+        _draw_roc(encoder, images, labels, args.pairs, seed, classifiers, args.roc)
+        note(f"wrote {args.roc}")
+    if args.pictures:
+        _write_pictures(encoder, images, labels, args, seed, classifiers)
+        note(f"wrote roc.png, triplets.png and identifications.png in {args.pictures}")
+    if args.json:
+        print(json.dumps(report))
+    else:
+        for key, value in report.items():
+            print(f"{key:<28} {value:.4f}" if isinstance(value, float) else f"{key:<28} {value}")
+    return 0
+
+
+def _draw_roc(encoder, images, labels, n_pairs, seed, classifiers, path):
+    embeddings, (first, second, same) = evaluation.pair_embeddings(
+        encoder, images, labels, n_pairs, seed)
+    distances = evaluation.squared_distances(embeddings, first, second)
+    curves = {"d = ||f(x1) - f(x2)||^2": roc_curve(distances, same)[:2]}
+    for kind, classifier in classifiers.items():
+        probability = classifier.predict_proba(embeddings[first], embeddings[second])
+        curves[f"classifier ({kind})"] = roc_curve(1 - probability, same)[:2]
+    roc_picture(curves, path, log_far=True)
+
+
+def _write_pictures(encoder, images, labels, args, seed, classifiers):
+    """The ROC curve, hard triplets, and identifications of 4 enrolled persons and 2 others."""
+    os.makedirs(args.pictures, exist_ok=True)
+    _draw_roc(encoder, images, labels, args.pairs, seed, classifiers,
+              os.path.join(args.pictures, "roc.png"))
+    save_image(pictures.hard_triplets(encoder, images, labels, seed=seed),
+               os.path.join(args.pictures, "triplets.png"))
+    members, strangers = evaluation.split_persons(labels, args.enrolled, seed)
+    shown = {str(person): images[np.flatnonzero(labels == person)[0]] for person in members}
+    with tempfile.TemporaryDirectory() as folder:
+        database = FaceDatabase(os.path.join(folder, "enrolled.npz"), encoder)
+        database.enroll_embeddings(list(shown), encoder(np.stack(list(shown.values()))))
+        queries = [np.flatnonzero(labels == person)[1] for person in members[:4]]
+        queries += [np.flatnonzero(labels == person)[0] for person in strangers[:2]]
+        truths = [str(person) for person in members[:4]] + [None, None]
+        sheet = pictures.identifications(database, shown, images[queries], truths)
+    save_image(sheet, os.path.join(args.pictures, "identifications.png"))
+
+
+# ------------------------------------------------------------------ the database
+
+def _add_database_actions(actions):
+    enroll = actions.add_parser(
+        "enroll", help="enrol a person from one picture (one-shot) or several",
+        description="Store the encoding of NAME: f(picture), or the mean over several "
+        "pictures. A NAME already enrolled is refused unless --replace.")
+    enroll.add_argument("name", metavar="NAME")
+    enroll.add_argument("images", nargs="+", metavar="IMG")
+    enroll.add_argument("--replace", action="store_true", help="replace an enrolled NAME")
+    _db_options(enroll)
+    enroll.set_defaults(run=_guarded(run_enroll))
+
+    identify = actions.add_parser(
+        "identify", help="who is this? (1:K, or 'not recognized')",
+        description="The nearest enrolled person when d <= tau, else 'not recognized'.")
+    identify.add_argument("images", nargs="+", metavar="IMG")
+    identify.add_argument("--tau", type=float,
+                          help="the threshold (default: the model's tau_identify, fitted for 1:K)")
+    identify.add_argument("--json", action="store_true", help="print one JSON object per picture")
+    _db_options(identify)
+    identify.set_defaults(run=_guarded(run_identify))
+
+    listing = actions.add_parser("list", help="the enrolled persons",
+                                 description="The enrolled names, with their picture counts.")
+    _db_options(listing)
+    listing.set_defaults(run=_guarded(run_list))
+
+    remove = actions.add_parser("remove", help="forget a person",
+                                description="Remove NAME from the database.")
+    remove.add_argument("name", metavar="NAME")
+    _db_options(remove)
+    remove.set_defaults(run=_guarded(run_remove))
+
+
+def _open_database(args, tau=None):
+    encoder = _load_encoder(args.model)
+    try:
+        return FaceDatabase(args.db, encoder, tau=tau)
+    except (DatabaseError, FileNotFoundError, ValueError) as error:
+        raise InputError(str(error)) from None
+
+
+def run_enroll(args):
+    database = _open_database(args)
+    images = _load_pictures(args.images, database.encoder.image_size)
+    try:
+        database.enroll(args.name, images, replace=args.replace)
+    except ValueError as error:
+        raise InputError(str(error)) from None
+    print(f"enrolled {args.name} from {len(images)} picture(s) in {args.db} "
+          f"({len(database)} persons)")
+    return 0
+
+
+def run_identify(args):
+    database = _open_database(args, tau=None if args.tau is None else _check_tau(args.tau))
+    images = _load_pictures(args.images, database.encoder.image_size)
+    names, distances = database.identify_many(images)
+    for path, name, distance in zip(args.images, names, distances):
+        if args.json:
+            print(json.dumps({"image": path, "name": name,
+                              "distance": None if np.isinf(distance) else float(distance),
+                              "tau": database.tau}))
+        elif name is None:
+            detail = "nobody is enrolled" if np.isinf(distance) else \
+                f"nearest d = {distance:.4f} > tau = {database.tau:.4f}"
+            print(f"{path}: not recognized ({detail})")
+        else:
+            print(f"{path}: {name} (d = {distance:.4f} <= tau = {database.tau:.4f})")
+    return 0
+
+
+def run_list(args):
+    database = _open_database(args)
+    if not len(database):
+        print(f"{args.db}: nobody enrolled")
+    for name in database.names():
+        print(f"{name}  ({database.picture_count(name)} picture(s))")
+    return 0
+
+
+def run_remove(args):
+    database = _open_database(args)
+    try:
+        database.remove(args.name)
+    except NotEnrolledError as error:
+        raise InputError(str(error.args[0])) from None
+    print(f"removed {args.name} from {args.db} ({len(database)} persons left)")
+    return 0
+
+
+# ------------------------------------------------------------------ helpers
+
+def _guarded(action):
+    """action(args), with an InputError printed in one line and exit status 2."""
+    def run(args):
+        try:
+            return action(args)
+        except InputError as error:
+            print(f"scratchnet face {args.action}: error: {error}", file=sys.stderr)
+            return 2
+    return run
+
+
+def _load_encoder(path, with_arrays=False):
+    try:
+        return load_encoder(path, with_arrays=with_arrays)
+    except (FileNotFoundError, ValueError) as error:
+        raise InputError(str(error)) from None
+
+
+def _load_pictures(paths, size, note=print):
+    """The pictures as (n, 3, size, size); unreadable ones are an error naming the file."""
+    pictures, resized = [], 0
+    for path in paths:
+        try:
+            pictures.append(load_face_image(path, size=size))
+            resized += _side_lengths(path) != (size, size)
+        except (OSError, ValueError) as error:
+            raise InputError(f"IMG: cannot read {path}: {error}") from None
+    if resized and note is not None:
+        note(f"note: resized {resized} of {len(paths)} picture(s) to the encoder's "
+             f"{size} x {size}")
+    return np.stack(pictures)
+
+
+def _side_lengths(path):
+    with Image.open(path) as image:
+        return image.height, image.width
+
+
+def _check_tau(tau):
+    if not tau >= 0:
+        raise InputError(f"--tau: expected a number >= 0, got {tau}")
+    return float(tau)
+
+
+def _check_writable(path):
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ValueError(f"--out: the folder {folder} does not exist")
+
+
+def _note(line):
+    print(line, flush=True)

@@ -1,0 +1,176 @@
+"""A trained face encoder and its threshold: f(x), d(x1, x2) and tau, in one .npz file.
+
+Verification (1:1) answers "same person" when
+
+    d(x1, x2) = ||f(x1) - f(x2)||^2 <= tau,
+
+so a usable encoder is the network f together with the tau fitted on
+validation pairs. `Encoder` holds both; calling it maps pictures to
+embeddings. `load_encoder(path)` reads what `Encoder.save` wrote.
+
+The file is an ordinary .npz (scratchnet.serialize: written atomically, read
+without pickle) holding
+
+    encoder.<name>    the FaceEncoder's parameters and buffers (state_dict)
+    config            a JSON string: format, version, the architecture
+                      (FaceEncoder's arguments), tau, tau_eer and
+                      how the model was trained
+    <other>.<name>    optional extra arrays stored with the model (training
+                      checkpoints keep the optimiser and the random state;
+                      the pair classifiers keep their weights)
+
+The fingerprint names the weights: the first 16 hex digits of the SHA-256
+of every `encoder.*` array (names, dtypes, shapes and bytes), so a face
+database can refuse embeddings made by another encoder.
+"""
+
+import hashlib
+import json
+import os
+
+import numpy as np
+
+from .._threads import one_blas_thread
+from ..models.face_encoder import FaceEncoder
+from ..serialize import load_npz, save_npz
+from ..tensor import Tensor, no_grad
+
+FORMAT = "scratchnet-face-encoder"
+VERSION = 1
+ENCODER_PREFIX = "encoder."
+EMBED_BATCH = 256          # pictures per forward pass when embedding many
+DEFAULT_TAU = 1.0          # before calibration: the middle of d's range [0, 4] on the unit sphere
+
+
+class Encoder:
+    """f(x) with its threshold: `encoder(images) -> (N, d)` embeddings, `encoder.tau`.
+
+    `network` is a FaceEncoder; `tau` the verification threshold on squared
+    distances; `info` a dict of JSON-serialisable facts saved with the model
+    (how it was trained, tau_eer, ...).
+    """
+
+    def __init__(self, network, tau=DEFAULT_TAU, info=None):
+        if not isinstance(network, FaceEncoder):
+            raise TypeError(f"network: expected a FaceEncoder, got {type(network).__name__}")
+        self.network = network.eval()
+        self.tau = _check_tau(tau)
+        self.info = dict(info or {})
+
+    @property
+    def tau_identify(self):
+        """The threshold of recognition 1:K (stricter than tau); tau if none was fitted."""
+        return float(self.info.get("tau_identify", self.tau))
+
+    @property
+    def image_size(self):
+        return self.network.image_size
+
+    @property
+    def embedding_size(self):
+        return self.network.embedding_size
+
+    @property
+    def fingerprint(self):
+        digest = hashlib.sha256()
+        for name, array in sorted(self.network.state_dict().items()):
+            array = np.ascontiguousarray(array)
+            digest.update(f"{name}:{array.dtype.str}:{array.shape};".encode())
+            digest.update(array.tobytes())
+        return digest.hexdigest()[:16]
+
+    def __call__(self, images):
+        """f(x) for (N, 3, S, S) float images in [0, 1] (or one (3, S, S)) -> float32 (N, d)."""
+        images = self.check_images(images)
+        self.network.eval()                        # batch norm with its running statistics
+        embeddings = np.empty((len(images), self.embedding_size), dtype=np.float32)
+        with no_grad(), one_blas_thread():
+            for start in range(0, len(images), EMBED_BATCH):
+                batch = images[start:start + EMBED_BATCH]
+                embeddings[start:start + len(batch)] = self.network(Tensor(batch)).data
+        return embeddings
+
+    def check_images(self, images, name="images"):
+        """`images` as float32 (N, 3, S, S) with S = image_size, or a ValueError saying why not."""
+        images = np.asarray(images)
+        if images.ndim == 3:
+            images = images[None]                  # (3, S, S) -> (1, 3, S, S)
+        expected = (3, self.image_size, self.image_size)
+        if images.ndim != 4 or images.shape[1:] != expected:
+            raise ValueError(f"{name}: expected (N, {', '.join(map(str, expected))}) RGB pictures "
+                             f"(load files with scratchnet.face.load_face_image, which resizes), "
+                             f"got shape {images.shape}")
+        if not np.issubdtype(images.dtype, np.floating):
+            raise TypeError(f"{name}: expected floats in [0, 1], got dtype {images.dtype}")
+        return images.astype(np.float32, copy=False)
+
+    def distance(self, first, second):
+        """d(x1, x2) = ||f(x1) - f(x2)||^2 for matching rows of two picture batches."""
+        return np.sum((self(first) - self(second)) ** 2, axis=1)
+
+    def verify(self, first, second):
+        """(same, d): same is d <= tau, per pair of pictures."""
+        d = self.distance(first, second)
+        return d <= self.tau, d
+
+    # -------------------------------------------------------------- the file
+    def config(self):
+        return {"format": FORMAT, "version": VERSION,
+                "architecture": self.network.architecture(), "tau": self.tau, **self.info}
+
+    def save(self, path, extra=None):
+        """Write the model (and `extra` arrays, keys with a prefix other than "encoder.")."""
+        arrays = {ENCODER_PREFIX + name: value for name, value in self.network.state_dict().items()}
+        arrays["config"] = np.array(json.dumps(self.config()))
+        for key, value in (extra or {}).items():
+            if key in arrays or key.startswith(ENCODER_PREFIX):
+                raise ValueError(f"extra: key {key!r} would overwrite the model's own arrays")
+            arrays[key] = value
+        save_npz(path, arrays)
+
+
+def load_encoder(path, with_arrays=False):
+    """The Encoder saved at `path` (and, with with_arrays=True, also all arrays of the file)."""
+    arrays = _read_model_file(path)
+    config = _read_config(arrays, path)
+    network = FaceEncoder(**config["architecture"])
+    state = {key[len(ENCODER_PREFIX):]: value for key, value in arrays.items()
+             if key.startswith(ENCODER_PREFIX)}
+    try:
+        network.load_state_dict(state)
+    except (KeyError, ValueError) as error:
+        raise ValueError(f"{path}: the encoder's weights do not fit its config: {error}") from None
+    info = {key: value for key, value in config.items()
+            if key not in ("format", "version", "architecture", "tau")}
+    encoder = Encoder(network, tau=config["tau"], info=info)
+    return (encoder, arrays) if with_arrays else encoder
+
+
+def _read_model_file(path):
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"model: no file at {path} (train one with `scratchnet face train "
+                                f"--out {os.path.basename(os.fspath(path))}`)")
+    try:
+        return load_npz(path)
+    except (OSError, ValueError, EOFError) as error:
+        raise ValueError(f"model: {path} is not a readable .npz file ({error})") from None
+
+
+def _read_config(arrays, path):
+    try:
+        config = json.loads(str(arrays["config"]))
+    except (KeyError, json.JSONDecodeError):
+        raise ValueError(f"model: {path} has no readable 'config' entry; is it a face model "
+                         f"written by `scratchnet face train`?") from None
+    if config.get("format") != FORMAT:
+        raise ValueError(f"model: {path} holds {config.get('format')!r}, expected {FORMAT!r}")
+    if config.get("version") != VERSION:
+        raise ValueError(f"model: {path} has format version {config.get('version')!r}; this "
+                         f"scratchnet reads version {VERSION}")
+    return config
+
+
+def _check_tau(tau):
+    if isinstance(tau, bool) or not isinstance(tau, (int, float, np.floating)) or not tau >= 0:
+        raise ValueError(f"tau: expected a number >= 0, got {tau!r}")
+    return float(tau)

@@ -1,0 +1,174 @@
+"""Measuring a face encoder: verification 1:1, one-shot recognition 1:K, and the baselines.
+
+Verification (1:1). Balanced pairs of pictures of held-out persons (half
+show one person, half two), d = ||f(x1) - f(x2)||^2 for each, and the
+metrics of scratchnet.face.metrics: LFW's 10-fold accuracy (tau fitted on
+nine folds, measured on the tenth), ROC and AUC, TAR at FAR 1e-2 and 1e-3.
+
+Verification as binary classification (the slide): the pair classifiers
+y_hat = sigmoid(sum_k w_k |f(x_i)_k - f(x_j)_k| + b) and its chi-square
+variant, fitted on pairs of TRAINING persons over the frozen encoder, are
+scored on the same held-out pairs (y_hat > 0.5 means "same").
+
+Recognition 1:K, one-shot. `enrolled` persons are enrolled from ONE picture
+each (their first); every other picture of them is a query that should come
+back with the right name, and every picture of `enrolled` further persons,
+never enrolled, should come back "not recognized":
+
+    top1       share of enrolled persons' queries answered with the right
+               name (nearest enrolled person AND d <= tau_identify, the
+               encoder's recognition threshold: see fit_identification_tau)
+    top1_nearest  the same without the threshold (the nearest is right)
+    rejection  share of non-enrolled persons' pictures answered
+               "not recognized" (d > tau_identify for every enrolled person)
+"""
+
+import os
+import tempfile
+
+import numpy as np
+
+from .database import FaceDatabase
+from .datasets import pair_distances, sample_pairs
+from .metrics import ten_fold_accuracy, verification_report
+from .pair_classifier import KINDS, PairClassifier
+
+CLASSIFIER_PREFIX = "classifier."
+EVALUATION_PAIRS = 6000          # as many as LFW's protocol has
+ENROLLED = 100                   # K of the recognition test
+
+
+def pair_embeddings(encoder, images, labels, n_pairs, seed):
+    """(embeddings of all images, (first, second, same)) for n_pairs balanced pairs."""
+    pairs = sample_pairs(labels, n_pairs, seed)
+    return encoder(images), pairs
+
+
+def squared_distances(embeddings, first, second):
+    return np.sum((embeddings[first] - embeddings[second]) ** 2, axis=1)
+
+
+def fit_pair_classifiers(embeddings, pairs, seed=0):
+    """{kind: PairClassifier} for "abs" and "chi2", fitted on the given pairs of embeddings."""
+    first, second, same = pairs
+    classifiers = {}
+    for kind in KINDS:
+        classifier = PairClassifier(kind)
+        classifier.fit(embeddings[first], embeddings[second], same, seed=seed)
+        classifiers[kind] = classifier
+    return classifiers
+
+
+def classifiers_to_arrays(classifiers):
+    """The classifiers' states as flat arrays "classifier.<kind>.<name>", to save with a model."""
+    return {f"{CLASSIFIER_PREFIX}{kind}.{name}": value
+            for kind, classifier in classifiers.items()
+            for name, value in classifier.state().items()}
+
+
+def classifiers_from_arrays(arrays):
+    """What classifiers_to_arrays wrote, read back from a model file's arrays ({} if none)."""
+    states = {}
+    for key, value in arrays.items():
+        if key.startswith(CLASSIFIER_PREFIX):
+            kind, name = key[len(CLASSIFIER_PREFIX):].split(".", 1)
+            states.setdefault(kind, {})[name] = value
+    return {kind: PairClassifier.from_state(state) for kind, state in states.items()}
+
+
+def evaluate_verification(embeddings, pairs, classifiers=None):
+    """verification_report of d on the pairs, plus each pair classifier's accuracy and AUC."""
+    first, second, same = pairs
+    report = verification_report(squared_distances(embeddings, first, second), same)
+    for kind, classifier in (classifiers or {}).items():
+        probability = classifier.predict_proba(embeddings[first], embeddings[second])
+        # "same" when y_hat > 0.5, i.e. when 1 - y_hat < 0.5: 1 - y_hat plays the part of d
+        report[f"classifier_{kind}_accuracy"] = float(np.mean((probability > 0.5) == same))
+        report[f"classifier_{kind}_auc"] = verification_report(1 - probability, same)["auc"]
+    return report
+
+
+def evaluate_recognition(encoder, embeddings, labels, enrolled=ENROLLED, seed=0):
+    """top1, top1_nearest and rejection of one-shot recognition (module docstring)."""
+    labels = np.asarray(labels)
+    members, strangers = split_persons(labels, enrolled, seed)
+    first_picture = {person: np.flatnonzero(labels == person)[0] for person in members}
+    with tempfile.TemporaryDirectory() as folder:
+        database = FaceDatabase(os.path.join(folder, "enrolled.npz"), encoder)
+        database.enroll_embeddings([str(person) for person in members],
+                                   embeddings[[first_picture[p] for p in members]])
+        is_query = np.isin(labels, members) & ~np.isin(np.arange(len(labels)),
+                                                       list(first_picture.values()))
+        answers, _ = database.identify_embeddings(embeddings[is_query])
+        nearest, _ = database.nearest(embeddings[is_query])
+        truth = [str(person) for person in labels[is_query]]
+        stranger_answers, _ = database.identify_embeddings(embeddings[np.isin(labels, strangers)])
+    return {
+        "enrolled": int(len(members)),
+        "top1": float(np.mean([a == t for a, t in zip(answers, truth)])),
+        "top1_nearest": float(np.mean([a == t for a, t in zip(nearest, truth)])),
+        "rejection": float(np.mean([a is None for a in stranger_answers])),
+        "recognition_queries": int(len(truth)),
+        "rejection_queries": int(len(stranger_answers)),
+    }
+
+
+def fit_identification_tau(embeddings, labels, enrolled=ENROLLED, seed=0):
+    """The tau for 1:K that maximises (top1 + rejection) / 2 on these (validation) persons.
+
+    Recognition is harder than verification: a stranger is compared with all K
+    enrolled persons, and is wrongly accepted if ANY of them is within tau, so
+    1:K needs a smaller tau than the best one for single pairs. Candidates are
+    the midpoints between consecutive distances of the simulated answers.
+    """
+    labels = np.asarray(labels)
+    members, strangers = split_persons(labels, enrolled, seed)
+    first = np.array([np.flatnonzero(labels == person)[0] for person in members])
+    is_query = np.isin(labels, members)
+    is_query[first] = False
+    gallery = embeddings[first].astype(np.float64)
+
+    def nearest(queries):     # (n, d) -> the nearest member of each, and its d
+        d = (np.sum(queries.astype(np.float64) ** 2, axis=1)[:, None]
+             - 2 * queries @ gallery.T + np.sum(gallery ** 2, axis=1))    # (n, K)
+        return members[np.argmin(d, axis=1)], np.maximum(np.min(d, axis=1), 0)
+
+    answer, d_query = nearest(embeddings[is_query])
+    right = answer == labels[is_query]
+    _, d_stranger = nearest(embeddings[np.isin(labels, strangers)])
+    candidates = np.sort(np.concatenate([d_query, d_stranger]))
+    candidates = np.concatenate([[0.0], (candidates[1:] + candidates[:-1]) / 2])
+    top1 = np.array([np.mean(right & (d_query <= tau)) for tau in candidates])
+    rejection = np.array([np.mean(d_stranger > tau) for tau in candidates])
+    return float(candidates[np.argmax(top1 + rejection)])
+
+
+def split_persons(labels, enrolled, seed):
+    """(members, strangers): `enrolled` persons to enrol and as many others, drawn from seed."""
+    persons = np.unique(labels)
+    if len(persons) < 2:
+        raise ValueError(f"labels: recognition needs at least 2 persons, got {len(persons)}")
+    enrolled = min(enrolled, len(persons) // 2)
+    order = np.random.default_rng(seed).permutation(persons)
+    return order[:enrolled], order[enrolled:2 * enrolled]
+
+
+def evaluate(encoder, images, labels, classifiers=None, n_pairs=EVALUATION_PAIRS,
+             enrolled=ENROLLED, seed=0):
+    """Every metric of the module docstring as one JSON-serialisable dict."""
+    embeddings, pairs = pair_embeddings(encoder, images, labels, n_pairs, seed)
+    report = {"tau": float(encoder.tau),
+              "tau_identify": float(getattr(encoder, "tau_identify", encoder.tau))}
+    verification = evaluate_verification(embeddings, pairs, classifiers)
+    verification["tau_fitted_here"] = verification.pop("tau")   # the model keeps its own tau
+    report.update(verification)
+    report.update(evaluate_recognition(encoder, embeddings, labels, enrolled, seed))
+    report["pairs"] = int(n_pairs)
+    return report
+
+
+def pixel_baseline(images, labels, n_pairs=EVALUATION_PAIRS, seed=0):
+    """10-fold accuracy of raw pixels as the encoding, d = ||x1 - x2||^2, on the same pairs."""
+    first, second, same = sample_pairs(labels, n_pairs, seed)
+    distances = pair_distances(np.asarray(images), first, second)
+    return ten_fold_accuracy(distances, same)[0]

@@ -1,0 +1,72 @@
+"""Pictures to look at: hard triplets and one-shot identifications, as (3, H, W) images.
+
+`hard_triplets` shows, for a few anchors A, the picture of the same person
+farthest from A (the hardest positive P) and the picture of another person
+nearest to A (the hardest negative N), with d(A, P) and d(A, N): the
+triplets that still teach the encoder something are those with
+d(A, P) - d(A, N) + alpha > 0.
+
+`identifications` shows queries (labelled with who they really are) next to
+the enrolled picture of the person they were recognised as, or a grey
+square for "not recognized" (answer "nobody"), with d.
+Save either with scratchnet.io.images.save_image.
+"""
+
+import numpy as np
+
+from ..io.images import image_strip
+
+ROW_GAP = 6          # white pixels between rows
+PICTURE_HEIGHT = 128
+
+
+def hard_triplets(encoder, images, labels, n_anchors=6, seed=0):
+    """Rows "A | hardest P | hardest N" with their distances, for n_anchors random anchors."""
+    images, labels = np.asarray(images), np.asarray(labels)
+    embeddings = encoder(images)
+    rng = np.random.default_rng(seed)
+    has_positive = np.bincount(labels)[labels] >= 2
+    anchors = rng.choice(np.flatnonzero(has_positive), size=min(n_anchors, has_positive.sum()),
+                         replace=False)
+    rows = []
+    for a in anchors:
+        d = np.sum((embeddings - embeddings[a]) ** 2, axis=1)     # d(A, x) for every picture
+        same = labels == labels[a]
+        same[a] = False
+        p = np.flatnonzero(same)[np.argmax(d[same])]
+        n = np.flatnonzero(labels != labels[a])[np.argmin(d[labels != labels[a]])]
+        rows.append(image_strip([images[a], images[p], images[n]],
+                                labels=["anchor A", f"P: d = {d[p]:.3f}", f"N: d = {d[n]:.3f}"],
+                                height=PICTURE_HEIGHT))
+    return stack_rows(rows)
+
+
+def identifications(database, enrolled_pictures, queries, truths=None):
+    """Rows "query | answer's enrolled picture" with the answer and d.
+
+    database: a FaceDatabase; enrolled_pictures: {name: (3, S, S) picture};
+    queries: (n, 3, S, S); truths: the right answers (None = not enrolled),
+    to mark each row right or wrong.
+    """
+    names, distances = database.identify_many(queries)
+    rows = []
+    for index, (query, name, d) in enumerate(zip(queries, names, distances)):
+        shown = enrolled_pictures[name] if name is not None else np.full_like(query, 0.6)
+        answer = f"{name if name is not None else 'nobody'} (d={d:.3f})"
+        if truths is None:
+            asked = "query"
+        else:
+            asked = f"is {truths[index]}" if truths[index] is not None else "not enrolled"
+        rows.append(image_strip([query, shown], labels=[asked, answer], height=PICTURE_HEIGHT))
+    return stack_rows(rows)
+
+
+def stack_rows(rows):
+    """(3, h_i, w_i) rows one under the other, left-aligned on white: (3, H, W)."""
+    width = max(row.shape[2] for row in rows)
+    padded = []
+    for row in rows:
+        canvas = np.ones((3, row.shape[1] + ROW_GAP, width), dtype=np.float32)
+        canvas[:, :row.shape[1], :row.shape[2]] = row
+        padded.append(canvas)
+    return np.concatenate(padded, axis=1)[:, :-ROW_GAP]   # rows stacked along H

@@ -1,0 +1,313 @@
+"""Training the Siamese encoder with the triplet loss, on batches of P persons x K pictures.
+
+One encoder f is applied to every picture of a batch (the Siamese twins
+share their weights, so the gradients of A, P and N all accumulate into
+the same parameters). For a triplet (A, P, N) the slide's loss is
+
+    L(A, P, N) = max(||f(A) - f(P)||^2 - ||f(A) - f(N)||^2 + alpha, 0),   J = sum of L,
+
+and the triplets come from the batch itself ("online" mining): a batch
+holds P persons with K pictures each, every picture is an anchor, and
+`strategy` picks its positive and negative among the batch's pictures
+(kernels.select_triplets: "batch_hard", "semi_hard" as in FaceNet,
+"random", or "all"). Randomly chosen triplets are mostly easy, L = 0, and
+teach nothing: the fraction of active triplets (L > 0) printed with the
+loss shows how much each batch still has to teach.
+
+`train` runs Adam on J for `steps` batches (the learning rate decaying along
+half a cosine, from lr to 0), measures verification accuracy
+on held-out persons every `validate_every` steps, saves a checkpoint (the
+model plus the optimiser's moments, the step and the random state) every
+`checkpoint_every` steps, and at the end fits tau on the validation pairs
+(and tau_identify, the stricter threshold of recognition 1:K, on the
+validation persons: see evaluation.fit_identification_tau).
+Everything random (initial weights, batches, augmentation) is drawn from
+`seed`; a run resumed from its checkpoint continues exactly as the
+uninterrupted run would have.
+"""
+
+import dataclasses
+import json
+import os
+import time
+
+import numpy as np
+
+from .. import functional as F
+from ..models.face_encoder import FaceEncoder
+from .._threads import one_blas_thread
+from ..optim import Adam
+from ..serialize import load_npz
+from ..tensor import Tensor
+from .datasets import count_single_picture_identities, sample_pairs
+from .encoder import Encoder
+from .evaluation import fit_identification_tau
+from .metrics import fit_tau, ten_fold_accuracy
+
+STRATEGIES = ("batch_hard", "semi_hard", "random", "all")
+
+
+@dataclasses.dataclass
+class TrainingSettings:
+    """What `train` does; every field has the default that `scratchnet face train` uses."""
+
+    steps: int = 1500                   # batches (Adam steps)
+    identities_per_batch: int = 32      # P persons per batch
+    pictures_per_identity: int = 4      # K pictures of each
+    alpha: float = 0.2                  # the triplet loss's margin
+    strategy: str = "semi_hard"         # how triplets are chosen in a batch
+    lr: float = 1e-3                    # Adam's learning rate at step 0
+    cosine: bool = True                 # lr decays as lr (1 + cos(pi t / steps)) / 2
+    width: int = 32                     # the encoder's first-block channels (FaceEncoder)
+    blocks: int = 3                     # conv blocks of the encoder
+    downsample: int = 2                 # the encoder's input average pooling
+    embedding_size: int = 128
+    augment: bool = True                # random flips, shifts and colour changes
+    seed: int = 0
+    validate_every: int = 250           # steps between validation measurements
+    checkpoint_every: int = 250         # steps between checkpoints
+    validation_pairs: int = 2000        # same/different pairs of held-out persons
+
+    def check(self):
+        for name in ("steps", "identities_per_batch", "pictures_per_identity", "width",
+                     "blocks", "downsample", "embedding_size", "validate_every", "checkpoint_every", "validation_pairs"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name}: expected a positive int, got {value!r}")
+        if self.identities_per_batch < 2 or self.pictures_per_identity < 2:
+            raise ValueError(f"identities_per_batch and pictures_per_identity: expected >= 2 "
+                             f"(a triplet needs two persons and two pictures of one), got "
+                             f"{self.identities_per_batch} and {self.pictures_per_identity}")
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy: expected one of {', '.join(STRATEGIES)}, "
+                             f"got {self.strategy!r}")
+        if not self.alpha >= 0 or not self.lr > 0:
+            raise ValueError(f"alpha >= 0 and lr > 0 expected, got alpha={self.alpha!r}, "
+                             f"lr={self.lr!r}")
+        return self
+
+
+@dataclasses.dataclass
+class StepReport:
+    """What one training step tells the caller (and the progress line shows)."""
+
+    step: int
+    steps: int
+    loss: float                 # J of this batch (sum over its triplets)
+    active: float               # fraction of its triplets with L > 0
+    seconds: float              # since training (re)started
+    validation_accuracy: float = None   # 10-fold accuracy on held-out pairs, when measured
+
+
+class Trainer:
+    """The training state: encoder, optimiser, random state, step; see `train`."""
+
+    def __init__(self, images, labels, validation, settings, note=print):
+        self.settings = settings.check()
+        self.images, self.labels = _check_data(images, labels, "images", "labels")
+        self.persons = _persons_for_triplets(self.labels, note)
+        if len(self.persons) < self.settings.identities_per_batch:
+            raise ValueError(f"data: {len(self.persons)} persons with two or more pictures, "
+                             f"fewer than identities_per_batch = "
+                             f"{self.settings.identities_per_batch}")
+        val_images, val_labels = _check_data(*validation, "validation images", "validation labels")
+        self.validation_images, self.validation_labels = val_images, val_labels
+        self.validation_pairs = sample_pairs(val_labels, self.settings.validation_pairs,
+                                             seed=self.settings.seed)
+        self.network = FaceEncoder(width=self.settings.width,
+                                   embedding_size=self.settings.embedding_size,
+                                   image_size=self.images.shape[-1], blocks=self.settings.blocks,
+                                   downsample=self.settings.downsample, seed=self.settings.seed)
+        self.optimizer = Adam(self.network.parameters(), lr=self.settings.lr)
+        self.rng = np.random.default_rng(self.settings.seed)
+        self.step = 0
+        self.history = []           # StepReports with a validation accuracy
+
+    # -------------------------------------------------------------- one step
+    def train_step(self):
+        """One Adam step on J for a fresh batch; returns (loss, fraction of active triplets)."""
+        indices = self._batch_indices()
+        batch = self.images[indices]
+        if self.settings.augment:
+            batch = augment(batch, self.rng)
+        if self.settings.cosine:
+            self.optimizer.lr = self.settings.lr * 0.5 * (1 + np.cos(np.pi * self.step
+                                                                     / self.settings.steps))
+        self.network.train()
+        embeddings = self.network(Tensor(batch))
+        loss, active = F.batch_triplet_loss(embeddings, self.labels[indices],
+                                            alpha=self.settings.alpha,
+                                            strategy=self.settings.strategy, rng=self.rng)
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        self.step += 1
+        return float(loss.data), active
+
+    def _batch_indices(self):
+        """P persons drawn without replacement, K of their pictures each (all if fewer)."""
+        persons = self.rng.choice(len(self.persons), self.settings.identities_per_batch,
+                                  replace=False)
+        chosen = []
+        for person in persons:
+            pictures = self.persons[person]
+            k = min(self.settings.pictures_per_identity, len(pictures))
+            chosen.append(self.rng.choice(pictures, k, replace=False))
+        return np.concatenate(chosen)
+
+    # -------------------------------------------------------------- validation
+    def validation_distances(self, embeddings=None):
+        """d for the validation pairs under the current encoder, and whether each is one person."""
+        if embeddings is None:
+            embeddings = self.encoder()(self.validation_images)
+        first, second, same = self.validation_pairs
+        return np.sum((embeddings[first] - embeddings[second]) ** 2, axis=1), same
+
+    def validation_accuracy(self):
+        distances, same = self.validation_distances()
+        return ten_fold_accuracy(distances, same)[0]
+
+    def encoder(self):
+        """The current network as an Encoder (in evaluation mode until the next train_step)."""
+        return Encoder(self.network, info=self.info())
+
+    def finished_encoder(self):
+        """The Encoder to save: tau (best accuracy) and tau_eer fitted on the validation pairs,
+        and tau_identify, the threshold for recognition 1:K, on the validation persons."""
+        embeddings = self.encoder()(self.validation_images)
+        distances, same = self.validation_distances(embeddings)
+        info = {**self.info(), "tau_eer": fit_tau(distances, same, criterion="eer"),
+                "tau_identify": fit_identification_tau(embeddings, self.validation_labels,
+                                                       seed=self.settings.seed),
+                "validation_accuracy": ten_fold_accuracy(distances, same)[0]}
+        return Encoder(self.network, tau=fit_tau(distances, same), info=info)
+
+    def info(self):
+        return {"training": {**dataclasses.asdict(self.settings), "trained_steps": self.step}}
+
+    # -------------------------------------------------------------- checkpoints
+    def checkpoint_arrays(self):
+        """What a checkpoint adds to the model file: optimiser, random state, step, history."""
+        arrays = {f"optimizer.{key}": value for key, value in self.optimizer.state_dict().items()}
+        arrays["trainer.rng"] = np.array(json.dumps(self.rng.bit_generator.state))
+        arrays["trainer.step"] = np.array(self.step)
+        arrays["trainer.history"] = _history_array(self.history)
+        return arrays
+
+    def save_checkpoint(self, path):
+        self.encoder().save(path, extra=self.checkpoint_arrays())
+
+    def load_checkpoint(self, path):
+        """Continue from a checkpoint written by a run with the same settings."""
+        arrays = load_npz(path)
+        config = json.loads(str(arrays["config"]))
+        saved = dict(config["training"])
+        saved.pop("trained_steps")
+        differing = {key: (value, getattr(self.settings, key)) for key, value in saved.items()
+                     if key not in ("validate_every", "checkpoint_every")
+                     and value != getattr(self.settings, key)}
+        if differing:
+            raise ValueError(f"resume: the checkpoint {path} was made with other settings "
+                             f"(name: saved, now): {differing}")
+        self.network.load_state_dict({key[len("encoder."):]: value for key, value in arrays.items()
+                                      if key.startswith("encoder.")})
+        self.optimizer.load_state_dict({key[len("optimizer."):]: value
+                                        for key, value in arrays.items()
+                                        if key.startswith("optimizer.")})
+        self.rng.bit_generator.state = json.loads(str(arrays["trainer.rng"]))
+        self.step = int(arrays["trainer.step"])
+        self.history = _history_from_array(arrays["trainer.history"], self.settings.steps)
+
+
+def train(images, labels, validation, settings=None, checkpoint=None, resume=False,
+          report=None, note=print):
+    """Train a FaceEncoder by the triplet loss; returns the Encoder with its fitted tau.
+
+    images (N, 3, S, S) in [0, 1] and labels (N,) are the training persons;
+    validation = (images, labels) of other persons. `checkpoint` is a path
+    written every settings.checkpoint_every steps (and read first when
+    `resume`). `report(StepReport)` is called after every step. Returns
+    (encoder, history), history being the StepReports with a validation accuracy.
+    """
+    trainer = Trainer(images, labels, validation, settings or TrainingSettings(), note=note)
+    if resume:
+        if checkpoint is None or not os.path.exists(checkpoint):
+            raise FileNotFoundError(f"resume: no checkpoint at {checkpoint}")
+        trainer.load_checkpoint(checkpoint)
+        note(f"resumed from {checkpoint} at step {trainer.step}")
+    started = time.perf_counter()
+    with one_blas_thread():
+        _run(trainer, started, checkpoint, report)
+    return trainer.finished_encoder(), trainer.history
+
+
+def _run(trainer, started, checkpoint, report):
+    while trainer.step < trainer.settings.steps:
+        loss, active = trainer.train_step()
+        step_report = StepReport(trainer.step, trainer.settings.steps, loss, active,
+                                 time.perf_counter() - started)
+        at_end = trainer.step == trainer.settings.steps
+        if trainer.step % trainer.settings.validate_every == 0 or at_end:
+            step_report.validation_accuracy = trainer.validation_accuracy()
+            trainer.history.append(step_report)
+        if checkpoint is not None and (trainer.step % trainer.settings.checkpoint_every == 0
+                                       or at_end):
+            trainer.save_checkpoint(checkpoint)
+        if report is not None:
+            report(step_report)
+
+
+# ------------------------------------------------------------------ data helpers
+
+def augment(images, rng):
+    """Random horizontal flips, shifts of up to 1/16 of the side and colour changes, per picture.
+
+    A flipped face is the same person; so is one seen a little off-centre or
+    under other light. (N, 3, S, S) -> (N, 3, S, S), a new array.
+    """
+    n, _, size, _ = images.shape
+    flip = rng.random(n) < 0.5
+    out = np.where(flip[:, None, None, None], images[..., ::-1], images)
+    shift = size // 16
+    padded = np.pad(out, ((0, 0), (0, 0), (shift, shift), (shift, shift)), mode="edge")
+    dy, dx = rng.integers(0, 2 * shift + 1, size=(2, n))
+    rows = dy[:, None] + np.arange(size)                 # (N, S): source row of each output row
+    cols = dx[:, None] + np.arange(size)
+    out = padded[np.arange(n)[:, None, None, None], np.arange(3)[None, :, None, None],
+                 rows[:, None, :, None], cols[:, None, None, :]]
+    gain = rng.uniform(0.8, 1.2, size=(n, 3, 1, 1))      # per-channel contrast and tint
+    offset = rng.uniform(-0.1, 0.1, size=(n, 1, 1, 1))   # brightness
+    return np.clip(out * gain + offset, 0.0, 1.0).astype(np.float32)
+
+
+def _check_data(images, labels, images_name, labels_name):
+    images, labels = np.asarray(images), np.asarray(labels)
+    if images.ndim != 4 or images.shape[1] != 3 or images.shape[2] != images.shape[3]:
+        raise ValueError(f"{images_name}: expected (N, 3, S, S) RGB pictures, got {images.shape}")
+    if labels.shape != (len(images),) or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"{labels_name}: expected {len(images)} integer labels, got "
+                         f"{labels.dtype} array of shape {labels.shape}")
+    return images.astype(np.float32, copy=False), labels
+
+
+def _persons_for_triplets(labels, note):
+    """The picture indices of each person with two or more pictures; the rest noted as skipped."""
+    single = count_single_picture_identities(labels)
+    if single and note is not None:
+        note(f"skipped {single} persons with a single picture (a triplet needs two pictures "
+             f"of its anchor's person)")
+    order = np.argsort(labels, kind="stable")
+    persons, starts = np.unique(labels[order], return_index=True)
+    groups = np.split(order, starts[1:])
+    return [group for group in groups if len(group) >= 2]
+
+
+def _history_array(history):
+    """(n, 5) float64: step, loss, active, seconds, validation accuracy."""
+    rows = [(r.step, r.loss, r.active, r.seconds, r.validation_accuracy) for r in history]
+    return np.array(rows, dtype=np.float64).reshape(len(rows), 5)
+
+
+def _history_from_array(array, steps):
+    return [StepReport(int(step), steps, loss, active, seconds, accuracy)
+            for step, loss, active, seconds, accuracy in array]
