@@ -67,7 +67,10 @@ def load_npz(path):
     Reads with allow_pickle=False: a file holding Python objects raises
     ValueError instead of unpickling them.
     """
-    with np.load(os.fspath(path), allow_pickle=False) as archive:
+    loaded = np.load(os.fspath(path), allow_pickle=False)
+    if not isinstance(loaded, np.lib.npyio.NpzFile):          # a single .npy array
+        raise ValueError(f"{path}: a single .npy array, not an .npz archive of named arrays")
+    with loaded as archive:
         return {name: archive[name] for name in archive.files}
 
 

@@ -162,8 +162,11 @@ def run_train(args):
           f"validating on {len(validation[0])} pictures of {len(np.unique(validation[1]))} others",
           flush=True)
     checkpoint = _checkpoint_path(args.out)
-    encoder, history = train(images, labels, validation, settings, checkpoint=checkpoint,
-                             resume=args.resume, report=_progress_printer(args.print_every))
+    try:
+        encoder, history = train(images, labels, validation, settings, checkpoint=checkpoint,
+                                 resume=args.resume, report=_progress_printer(args.print_every))
+    except (ValueError, FileNotFoundError) as error:     # --resume without a fitting checkpoint
+        raise InputError(str(error)) from None
     print("fitting the pair classifiers on pairs of training persons ...", flush=True)
     embeddings, pairs = evaluation.pair_embeddings(encoder, images, labels,
                                                    CLASSIFIER_PAIRS, args.seed)

@@ -27,6 +27,7 @@ database can refuse embeddings made by another encoder.
 import hashlib
 import json
 import os
+import zipfile
 
 import numpy as np
 
@@ -152,7 +153,7 @@ def _read_model_file(path):
                                 f"--out {os.path.basename(os.fspath(path))}`)")
     try:
         return load_npz(path)
-    except (OSError, ValueError, EOFError) as error:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         raise ValueError(f"model: {path} is not a readable .npz file ({error})") from None
 
 
@@ -162,11 +163,16 @@ def _read_config(arrays, path):
     except (KeyError, json.JSONDecodeError):
         raise ValueError(f"model: {path} has no readable 'config' entry; is it a face model "
                          f"written by `scratchnet face train`?") from None
+    if not isinstance(config, dict):
+        raise ValueError(f"model: {path} has a 'config' that is not a JSON object")
     if config.get("format") != FORMAT:
         raise ValueError(f"model: {path} holds {config.get('format')!r}, expected {FORMAT!r}")
     if config.get("version") != VERSION:
         raise ValueError(f"model: {path} has format version {config.get('version')!r}; this "
                          f"scratchnet reads version {VERSION}")
+    missing = [key for key in ("architecture", "tau") if key not in config]
+    if missing:
+        raise ValueError(f"model: {path} has a config without {', '.join(missing)}")
     return config
 
 

@@ -200,6 +200,8 @@ class Trainer:
     def load_checkpoint(self, path):
         """Continue from a checkpoint written by a run with the same settings."""
         arrays = load_npz(path)
+        if "trainer.rng" not in arrays:
+            raise ValueError(f"resume: {path} is a finished model, not a training checkpoint")
         config = json.loads(str(arrays["config"]))
         saved = dict(config["training"])
         saved.pop("trained_steps")
@@ -234,7 +236,8 @@ def train(images, labels, validation, settings=None, checkpoint=None, resume=Fal
         if checkpoint is None or not os.path.exists(checkpoint):
             raise FileNotFoundError(f"resume: no checkpoint at {checkpoint}")
         trainer.load_checkpoint(checkpoint)
-        note(f"resumed from {checkpoint} at step {trainer.step}")
+        if note is not None:
+            note(f"resumed from {checkpoint} at step {trainer.step}")
     started = time.perf_counter()
     with one_blas_thread():
         _run(trainer, started, checkpoint, report)
