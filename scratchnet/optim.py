@@ -40,6 +40,7 @@ import math
 
 import numpy as np
 
+from .device import to_device
 from .serialize import load_npz, save_npz
 from .tensor import Tensor
 
@@ -73,11 +74,14 @@ class Optimizer:
 
     # -------------------------------------------------------------- state dict
     def state_dict(self):
-        """Hyperparameters and per-parameter state as a flat dict of NumPy arrays (copies)."""
+        """Hyperparameters and per-parameter state as a flat dict of NumPy arrays (copies).
+
+        State kept on a GPU is copied to the host, so the dict can be saved as is.
+        """
         state = {name: np.array(getattr(self, name)) for name in self.hyperparameter_names}
         for index, param_state in enumerate(self.state):
             for name, value in param_state.items():
-                state[f"state.{index}.{name}"] = np.array(value)
+                state[f"state.{index}.{name}"] = np.array(to_device(value, "cpu"))
         return state
 
     def load_state_dict(self, state_dict):

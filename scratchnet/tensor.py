@@ -26,11 +26,19 @@ dtype policy:
   float32 stays float32.
 - float32 and float64 tensors in one op follow NumPy's promotion (the
   result is float64); each input's gradient comes back in its own dtype.
+
+device policy (scratchnet.device): a tensor lives on "cpu" (`.data` is a
+NumPy array) or on "cuda" (`.data` is a CudaArray in GPU memory, which
+NumPy's functions accept, so the ops run unchanged on either). `x.to("cuda")`
+and `x.to("cpu")` move it, recording the move on the tape so that gradients
+flow back across it; tensors on different devices in one op are an error.
 """
 
 import functools
 
 import numpy as np
+
+from .device import check_device, device_of, to_device
 
 _grad_enabled = True
 
@@ -78,6 +86,8 @@ def as_float_array(data):
     """`data` as a floating-point NumPy array, following the dtype policy above."""
     if isinstance(data, Tensor):
         return data.data
+    if device_of(data) == "cuda":
+        return data if np.issubdtype(data.dtype, np.floating) else data.astype(np.float32)
     if isinstance(data, (np.ndarray, np.generic)) and np.issubdtype(data.dtype, np.floating):
         return np.asarray(data)
     array = np.asarray(data)
@@ -103,8 +113,10 @@ class Tensor:
     # looping over the array's elements.
     __array_ufunc__ = None
 
-    def __init__(self, data, requires_grad=False):
+    def __init__(self, data, requires_grad=False, device=None):
         self.data = as_float_array(data)
+        if device is not None:
+            self.data = to_device(self.data, device)
         self.requires_grad = bool(requires_grad)
         self.grad = None
         self.grad_fn = None  # the Function that made this tensor, if recorded
@@ -114,6 +126,7 @@ class Tensor:
     dtype = property(lambda self: self.data.dtype)
     ndim = property(lambda self: self.data.ndim)
     size = property(lambda self: self.data.size, doc="Number of elements (NumPy's meaning).")
+    device = property(lambda self: device_of(self.data), doc='"cpu" or "cuda".')
 
     @property
     def is_leaf(self):
@@ -124,8 +137,21 @@ class Tensor:
         return len(self.data)
 
     def numpy(self):
-        """The underlying array (shared, not copied)."""
+        """The underlying array (shared, not copied); on "cuda", move to "cpu" first."""
+        if self.device != "cpu":
+            raise TypeError(f"a tensor on {self.device!r} has no NumPy array; use .cpu().numpy()")
         return self.data
+
+    def to(self, device):
+        """This tensor on `device` ("cpu" or "cuda"): itself if it is there, else a copy
+        that gradients flow back through."""
+        return self if device_of(self.data) == check_device(device) else F.to_device(self, device)
+
+    def cuda(self):
+        return self.to("cuda")
+
+    def cpu(self):
+        return self.to("cpu")
 
     def item(self):
         """The value of a one-element tensor as a Python float."""
@@ -142,8 +168,10 @@ class Tensor:
         self.grad = None
 
     def __repr__(self):
-        body = np.array2string(self.data, separator=", ", prefix="Tensor(")
+        body = np.array2string(to_device(self.data, "cpu"), separator=", ", prefix="Tensor(")
         extras = [f"dtype={self.dtype}"]
+        if self.device != "cpu":
+            extras.append(f"device={self.device!r}")
         if self.grad_fn is not None:
             extras.append(f"grad_fn={type(self.grad_fn).__name__}")
         elif self.requires_grad:
@@ -287,6 +315,11 @@ def _seed_gradient(output, gradient):
             )
         return np.ones_like(output.data)
     gradient = as_float_array(gradient)
+    if device_of(gradient) != output.device:
+        raise ValueError(
+            f"gradient must be on the output's device {output.device!r}, got one on "
+            f"{device_of(gradient)!r}"
+        )
     if gradient.shape != output.shape:
         raise ValueError(
             f"gradient must have the output's shape {output.shape}, got {gradient.shape}"
@@ -335,7 +368,12 @@ def _input_gradients(fn, grad):
     for position, (inp, inp_grad) in enumerate(zip(fn.inputs, grads)):
         if inp_grad is None or not inp.requires_grad:
             continue
-        inp_grad = np.asarray(inp_grad)
+        if device_of(inp_grad) != inp.device:
+            raise RuntimeError(
+                f"{type(fn).__name__}.backward returned a gradient on {device_of(inp_grad)!r} "
+                f"for input {position} on {inp.device!r}"
+            )
+        inp_grad = np.asarray(inp_grad) if inp.device == "cpu" else inp_grad
         if inp_grad.shape != inp.shape:
             raise RuntimeError(
                 f"{type(fn).__name__}.backward returned a gradient of shape "

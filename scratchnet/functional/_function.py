@@ -15,6 +15,10 @@ on and some input requires them, records the Function on the output so
 that Tensor.backward can call it later. `self.needs_input_grad[i]` tells
 backward which gradients are wanted, so expensive ones can be skipped.
 
+All tensors of one op must be on one device ("cpu" or "cuda", see
+scratchnet.device). forward and backward then get NumPy arrays, or
+CudaArrays, which NumPy's functions accept: one NumPy code serves both.
+
 A Function is used once: apply makes a fresh instance per call, so the
 values saved by forward belong to that call only.
 
@@ -34,6 +38,7 @@ array([ 3., 12.])
 
 import numpy as np
 
+from ..device import CudaArray, common_device
 from ..tensor import Tensor, is_grad_enabled
 
 
@@ -46,6 +51,7 @@ class Function:
     @classmethod
     def apply(cls, *inputs, **params):
         inputs = tuple(x if isinstance(x, Tensor) else Tensor(x) for x in inputs)
+        common_device(cls.__name__, [x.data for x in inputs])
         fn = cls()
         fn.needs_input_grad = tuple(x.requires_grad for x in inputs)
         output = Tensor(fn.forward(*(x.data for x in inputs), **params))
@@ -83,13 +89,13 @@ def as_operand(value, like):
 
     Python numbers, lists and integer arrays adopt the dtype of `like` (the
     tensor they meet), so `x * 0.5` does not upcast a float32 x; floating
-    NumPy arrays keep their own dtype.
+    NumPy arrays keep their own dtype. Constants go to the device of `like`.
     """
     if isinstance(value, Tensor):
         return value
-    if isinstance(value, np.ndarray) and np.issubdtype(value.dtype, np.floating):
-        return Tensor(value)
-    return Tensor(np.asarray(value, dtype=like.dtype))
+    if isinstance(value, (np.ndarray, CudaArray)) and np.issubdtype(value.dtype, np.floating):
+        return Tensor(value, device=like.device)
+    return Tensor(np.asarray(value, dtype=like.dtype), device=like.device)
 
 
 def operands(a, b):

@@ -12,11 +12,11 @@ Backward, given dz = dJ/dz (derived in the kernels and docs/):
     dw = conv_backward_weight(dz, a)    the correlation of a with dz
     db = sum of dz over n and every position o
 
-Each is computed only when that input needs a gradient.
+Each is computed only when that input needs a gradient. The kernels are
+those of the inputs' device (`kernels` or kernels.cuda, see scratchnet.device).
 """
 
-import kernels
-
+from ..device import kernels_for
 from ._function import Function, promote
 
 SPATIAL_AXES = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
@@ -25,19 +25,19 @@ SPATIAL_AXES = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
 class Conv(Function):
     def forward(self, x, w, b=None, *, stride, padding, dilation, groups):
         x, w, b = promote(x, w, b)
-        self.x, self.w = x, w
+        self.x, self.w, self.kernels = x, w, kernels_for(x)
         self.geometry = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
-        return kernels.conv_forward(x, w, b, **self.geometry)
+        return self.kernels.conv_forward(x, w, b, **self.geometry)
 
     def backward(self, dz):
         needs = self.needs_input_grad + (False,)  # (x, w, b); b absent is (x, w)
         dx = dw = db = None
         if needs[0]:
-            dx = kernels.conv_backward_input(dz, self.w, self.x.shape, **self.geometry)
+            dx = self.kernels.conv_backward_input(dz, self.w, self.x.shape, **self.geometry)
         if needs[1]:
-            dw = kernels.conv_backward_weight(dz, self.x, self.w.shape, **self.geometry)
+            dw = self.kernels.conv_backward_weight(dz, self.x, self.w.shape, **self.geometry)
         if needs[2]:
-            db = kernels.conv_backward_bias(dz)
+            db = self.kernels.conv_backward_bias(dz)
         return (dx, dw, db)[: len(self.needs_input_grad)]
 
 

@@ -129,7 +129,7 @@ class Abs(Function):
 
 class Clamp(Function):
     def forward(self, x, lo, hi):
-        self.inside = np.ones(x.shape, dtype=bool)
+        self.inside = np.ones_like(x, dtype=bool)
         if lo is not None:
             self.inside &= x >= lo
         if hi is not None:

@@ -8,20 +8,21 @@ unnormalised, as on the course's slide (the style cost divides later).
 Backward, with a_flat the activations as (n_C, positions):
 
     da = (dG + dG^T) a_flat
+
+on the device of a (`kernels` or kernels.cuda, see scratchnet.device).
 """
 
-import kernels
-
+from ..device import kernels_for
 from ._function import Function
 
 
 class Gram(Function):
     def forward(self, a):
-        self.a = a
-        return kernels.gram(a)
+        self.a, self.kernels = a, kernels_for(a)
+        return self.kernels.gram(a)
 
     def backward(self, dG):
-        return kernels.gram_backward(dG, self.a)
+        return self.kernels.gram_backward(dG, self.a)
 
 
 def gram_matrix(a):

@@ -10,36 +10,36 @@ Each channel is pooled on its own over windows of size f, stride s
 
 The kernels do the work; max pooling's forward returns the argmax of each
 window (`indices`), which its backward routes dy through. Unlike PyTorch,
-no dilation, ceil_mode or return_indices.
+no dilation, ceil_mode or return_indices. The kernels are those of the
+input's device (`kernels` or kernels.cuda, see scratchnet.device).
 """
 
-import kernels
-
+from ..device import kernels_for
 from ._function import Function
 from .conv import SPATIAL_AXES, check_layout
 
 
 class MaxPool(Function):
     def forward(self, x, kernel_size, stride, padding):
-        self.x_shape = x.shape
-        y, self.indices = kernels.max_pool_forward(x, kernel_size, stride, padding)
+        self.x_shape, self.kernels = x.shape, kernels_for(x)
+        y, self.indices = self.kernels.max_pool_forward(x, kernel_size, stride, padding)
         return y
 
     def backward(self, dy):
-        return kernels.max_pool_backward(dy, self.indices, self.x_shape)
+        return self.kernels.max_pool_backward(dy, self.indices, self.x_shape)
 
 
 class AvgPool(Function):
     def forward(self, x, kernel_size, stride, padding, count_include_pad):
-        self.x_shape = x.shape
+        self.x_shape, self.kernels = x.shape, kernels_for(x)
         self.window = dict(
             kernel_size=kernel_size, stride=stride, padding=padding,
             count_include_pad=count_include_pad,
         )
-        return kernels.avg_pool_forward(x, **self.window)
+        return self.kernels.avg_pool_forward(x, **self.window)
 
     def backward(self, dy):
-        return kernels.avg_pool_backward(dy, self.x_shape, **self.window)
+        return self.kernels.avg_pool_backward(dy, self.x_shape, **self.window)
 
 
 def _max_pool(n_spatial, input, kernel_size, stride, padding):

@@ -8,10 +8,13 @@ every entry of dJ/dy back to the place in x it came from:
                         (np.add.at, so an entry picked twice gets both parts)
     cat, stack          dy cut back into the pieces
     pad                 the part of dy that lies over x
+    to_device           dy moved back to the device x came from
 """
 
 import numpy as np
 
+from ..device import check_device, device_of
+from ..device import to_device as move
 from ..tensor import Tensor
 from ._function import Function
 
@@ -40,7 +43,7 @@ class GetItem(Function):
         return x[index]
 
     def backward(self, dy):
-        dx = np.zeros(self.shape, dtype=self.dtype)
+        dx = np.zeros_like(dy, shape=self.shape, dtype=self.dtype)
         if _is_basic(self.index):
             dx[self.index] = dy  # each picked entry appears once
         else:
@@ -75,6 +78,15 @@ class Pad(Function):
 
     def backward(self, dy):
         return dy[self.inner]
+
+
+class ToDevice(Function):
+    def forward(self, x, device):
+        self.source = device_of(x)
+        return move(x, device)
+
+    def backward(self, dy):
+        return move(dy, self.source)
 
 
 def _is_basic(index):
@@ -151,3 +163,8 @@ def pad(x, pad, mode="constant", value=0.0):
     pairs = [(int(pad[i]), int(pad[i + 1])) for i in range(0, len(pad), 2)]  # last axis first
     widths = [(0, 0)] * (x.ndim - len(pairs)) + pairs[::-1]
     return Pad.apply(x, widths=tuple(widths), value=value)
+
+
+def to_device(x, device):
+    """x copied to `device` ("cpu" or "cuda"); the gradient is copied back (Tensor.to)."""
+    return ToDevice.apply(x, device=check_device(device))

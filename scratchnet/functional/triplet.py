@@ -11,13 +11,14 @@ and, where L > 0 (0 elsewhere, including the kink L = 0),
 `batch_triplet_loss` mines the triplets inside one batch of embeddings: the
 pairwise distances D[i, j] = ||f_i - f_j||^2 are computed without gradient
 (they only choose rows), then the loss is taken on the chosen rows, so the
-gradient flows back through the row indexing to the embeddings.
+gradient flows back through the row indexing to the embeddings. The kernels
+are those of the embeddings' device (`kernels` or kernels.cuda, see
+scratchnet.device); on "cuda" the labels stay a NumPy array.
 """
 
 import numpy as np
 
-import kernels
-
+from ..device import kernels_for
 from ..tensor import Tensor
 from ._function import Function, promote
 from .loss import check_reduction, reduce_loss
@@ -25,20 +26,20 @@ from .loss import check_reduction, reduce_loss
 
 class PairwiseSqDistances(Function):
     def forward(self, E):
-        self.E = E
-        return kernels.pairwise_sq_distances(E)
+        self.E, self.kernels = E, kernels_for(E)
+        return self.kernels.pairwise_sq_distances(E)
 
     def backward(self, dD):
-        return kernels.pairwise_sq_distances_backward(dD, self.E)
+        return self.kernels.pairwise_sq_distances_backward(dD, self.E)
 
 
 class TripletLoss(Function):
     def forward(self, fa, fp, fn, alpha):
-        self.encodings, self.alpha = promote(fa, fp, fn), alpha
-        return kernels.triplet_loss(*self.encodings, alpha)
+        self.encodings, self.alpha, self.kernels = promote(fa, fp, fn), alpha, kernels_for(fa)
+        return self.kernels.triplet_loss(*self.encodings, alpha)
 
     def backward(self, dL):
-        return kernels.triplet_loss_backward(dL, *self.encodings, self.alpha)
+        return self.kernels.triplet_loss_backward(dL, *self.encodings, self.alpha)
 
 
 def pairwise_sq_distances(E):
@@ -69,6 +70,7 @@ def batch_triplet_loss(embeddings, labels, alpha=0.2, strategy="batch_hard", red
     check_reduction(reduction)
     if isinstance(labels, Tensor):
         raise TypeError("labels must be an integer NumPy array, got a Tensor (Tensors hold floats)")
+    kernels = kernels_for(embeddings.data)
     distances = kernels.pairwise_sq_distances(embeddings.data)
     a, p, n = kernels.select_triplets(
         np.asarray(labels), distances, strategy=strategy, alpha=alpha, rng=rng

@@ -25,14 +25,17 @@ back in place (checking names and shapes first), and `save(path)` /
 scratchnet.serialize), never through pickle.
 
 Parameters are created float32, PyTorch's default; `model.double()` (or
-`model.to(np.float64)`) converts parameters and floating-point buffers.
-Convert before creating an optimizer, which keeps arrays of its own.
+`model.to(np.float64)`) converts parameters and floating-point buffers, and
+`model.to("cuda")` moves them to the GPU (`model.to("cpu")` back; see
+scratchnet.device). Convert or move before creating an optimizer, which
+keeps arrays of its own. state_dict() always holds NumPy arrays.
 """
 
 from collections import namedtuple
 
 import numpy as np
 
+from ..device import CudaArray, DEVICES, to_device
 from ..serialize import load_npz, save_npz
 from ..tensor import Tensor
 
@@ -89,8 +92,9 @@ class Module:
         self._parameters[name] = param
 
     def register_buffer(self, name, array):
-        """Register `array` (a NumPy array, or None), saved in state_dict but not learned."""
-        self._check_registrable(name, array, np.ndarray)
+        """Register `array` (a NumPy array or a CudaArray, or None): saved, not learned."""
+        kind = CudaArray if isinstance(array, CudaArray) else np.ndarray
+        self._check_registrable(name, array, kind)
         self._forget(name)
         self._buffers[name] = array
 
@@ -225,21 +229,34 @@ class Module:
             param.requires_grad = bool(requires_grad)
         return self
 
-    def to(self, dtype):
-        """Convert parameters, their gradients and floating-point buffers to `dtype`, in place."""
-        dtype = np.dtype(dtype)
+    def to(self, target):
+        """Convert parameters, their gradients and buffers, in place, to `target`:
+        a device ("cpu" or "cuda": all buffers move) or a dtype (float32 or
+        float64: the floating-point buffers convert)."""
+        if isinstance(target, str) and target in DEVICES:
+            self._convert(lambda array: to_device(array, target), lambda array: True)
+            return self
+        try:
+            dtype = np.dtype(target)
+        except TypeError:
+            raise TypeError(f"target must be 'cpu', 'cuda', float32 or float64, got {target!r}") \
+                from None
         if dtype not in (np.float32, np.float64):
             raise TypeError(f"dtype must be float32 or float64, got {dtype}")
+        self._convert(lambda array: array.astype(dtype, copy=False),
+                      lambda array: np.issubdtype(array.dtype, np.floating))
+        return self
+
+    def _convert(self, convert, applies_to_buffer):
         for module in self.modules():
             for param in module._parameters.values():
                 if param is not None:
-                    param.data = param.data.astype(dtype, copy=False)
+                    param.data = convert(param.data)
                     if param.grad is not None:
-                        param.grad = param.grad.astype(dtype, copy=False)
+                        param.grad = convert(param.grad)
             for name, array in module._buffers.items():
-                if array is not None and np.issubdtype(array.dtype, np.floating):
-                    module._buffers[name] = array.astype(dtype, copy=False)
-        return self
+                if array is not None and applies_to_buffer(array):
+                    module._buffers[name] = convert(array)
 
     def double(self):
         return self.to(np.float64)
@@ -249,13 +266,14 @@ class Module:
 
     # -------------------------------------------------------------- state dict
     def state_dict(self):
-        """Dict from dotted name to a copy of each parameter's and buffer's array.
+        """Dict from dotted name to a NumPy copy of each parameter's and buffer's array.
 
         Per module, in the order the modules were registered: its parameters,
         then its buffers (PyTorch's order, so the names line up with a
         PyTorch model built the same way).
         """
-        return {name: array.copy() for name, array in self._state_arrays().items()}
+        arrays = self._state_arrays()
+        return {name: to_device(array, "cpu").copy() for name, array in arrays.items()}
 
     def load_state_dict(self, state_dict, strict=True):
         """Copy the arrays of `state_dict` into this module's parameters and buffers.

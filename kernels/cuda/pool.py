@@ -1,0 +1,229 @@
+"""Max and average pooling in 1, 2 and 3 dimensions on the GPU: the twin of kernels/pool.py.
+
+Notation as there: x is (N, n_C, *n_in); each of the M = N n_C planes is
+pooled on its own over windows of size f, stride s, padding p; the window of
+output o covers the input positions o s - p + j, 0 <= j < f (per dimension).
+1-D and 2-D problems are lifted to 3-D with leading sizes of 1.
+
+    max pooling       y[o] = max over the window of x;  dx[i] = sum of dy[o] whose argmax is i
+    average pooling   y[o] = (1 / m_o) sum over the window of x
+                      dx[i] = sum of dy[o] / m_o over the windows o that cover i
+
+Thread mapping (every kernel gives one thread one entry):
+
+    max_pool_forward    thread (m, o): walks the window of output o of plane m
+    max_pool_backward   thread (m, o): adds dy[m, o] at its argmax, atomically,
+                        since overlapping windows (s < f) can share an argmax
+    avg_pool_forward    thread (m, o): the mean of its window
+    avg_pool_backward   thread (m, i): input position i gathers dy[m, o] / m_o
+                        from every window o that covers it, so no two threads
+                        write one entry and no atomics are needed
+
+As in the CPU twin, NaN wins a max, ties go to the first position of the
+window, and the mean is accumulated in float64.
+"""
+
+import functools
+import math
+
+import numpy as np
+from numba import cuda
+
+from .._checks import as_tuple, check_shape, output_sizes
+from ._device import as_device_array, check_device_array, empty, launch, view_of, zeros
+from .reduce import reduce
+
+# ---------------------------------------------------------------- public tier
+
+def max_pool_forward(x, kernel_size, stride=None, padding=0):
+    """Return (y, indices); indices[n, c, o] is the flat position in x[n, c] of y[n, c, o]."""
+    x = check_device_array("x", x, ndim=(3, 4, 5))
+    out_sizes, geo = _pool_geometry(x.shape, kernel_size, stride, padding)
+    planes = _planes(x)                                   # (N C, positions)
+    y = empty((planes.shape[0], int(np.prod(out_sizes))), x.dtype)
+    indices = empty(y.shape, np.int64)
+    launch(_max_pool_kernel, y.size, y, indices, planes, geo)
+    out_shape = x.shape[:2] + out_sizes
+    return y.reshape(out_shape), indices.reshape(out_shape)   # (N C, P) -> (N, C, *n_out)
+
+
+def max_pool_backward(dy, indices, x_shape):
+    """dL/dx: each dy[n, c, o] goes to the position indices[n, c, o] of x[n, c]."""
+    dy = check_device_array("dy", dy, ndim=(3, 4, 5))
+    x_shape = check_shape("x_shape", x_shape, ndim=dy.ndim)
+    indices = as_device_array("indices", indices)
+    if indices.dtype != np.int64:
+        raise TypeError(f"indices must be an int64 device array, got dtype {indices.dtype}")
+    if indices.shape != dy.shape:
+        raise ValueError(f"indices must have the shape of dy {dy.shape}, got {indices.shape}")
+    if dy.shape[:2] != x_shape[:2]:
+        raise ValueError(f"dy must have batch and channels {x_shape[:2]}, got {dy.shape[:2]}")
+    plane_size = int(np.prod(x_shape[2:]))
+    if indices.size and not 0 <= _extreme("min", indices) <= _extreme("max", indices) < plane_size:
+        raise ValueError(f"indices must lie in [0, {plane_size}) for x_shape {x_shape}")
+    n_planes = x_shape[0] * x_shape[1]
+    dx = zeros((n_planes, plane_size), dy.dtype)
+    launch(_scatter_kernel, dy.size, dx, _planes(dy), _planes(indices))
+    return dx.reshape(x_shape)                            # (N C, positions) -> (N, C, *n_in)
+
+
+def avg_pool_forward(x, kernel_size, stride=None, padding=0, count_include_pad=True):
+    """y[n, c, o] = mean of x[n, c] over the window at o."""
+    x = check_device_array("x", x, ndim=(3, 4, 5))
+    out_sizes, geo = _pool_geometry(x.shape, kernel_size, stride, padding)
+    planes = _planes(x)                                   # (N C, positions)
+    y = empty((planes.shape[0], int(np.prod(out_sizes))), x.dtype)
+    launch(_avg_pool_kernel, y.size, y, planes, geo, bool(count_include_pad))
+    return y.reshape(x.shape[:2] + out_sizes)             # (N C, P) -> (N, C, *n_out)
+
+
+def avg_pool_backward(dy, x_shape, kernel_size, stride=None, padding=0, count_include_pad=True):
+    """dL/dx: each dy[n, c, o] / m_o is added to every position of its window."""
+    dy = check_device_array("dy", dy, ndim=(3, 4, 5))
+    x_shape = check_shape("x_shape", x_shape, ndim=dy.ndim)
+    out_sizes, geo = _pool_geometry(x_shape, kernel_size, stride, padding)
+    expected = tuple(x_shape[:2]) + out_sizes
+    if dy.shape != expected:
+        raise ValueError(f"dy must have shape {expected} (the forward output), got {dy.shape}")
+    dx = empty((x_shape[0] * x_shape[1], int(np.prod(x_shape[2:]))), dy.dtype)
+    launch(_avg_pool_backward_kernel(dy.dtype), dx.size, dx, _planes(dy), geo,
+           bool(count_include_pad))
+    return dx.reshape(x_shape)                            # (N C, positions) -> (N, C, *n_in)
+
+
+# ----------------------------------------------------------- host helpers
+
+def _pool_geometry(x_shape, kernel_size, stride, padding):
+    """Validate as the CPU twin does; return (out_sizes, the kernels' geometry lifted to 3-D):
+    ((n_in), (f), (s), (p), (n_out)), each a (d, h, w) triple."""
+    n_spatial = len(x_shape) - 2
+    in_sizes = tuple(x_shape[2:])
+    kernel = as_tuple("kernel_size", kernel_size, n_spatial, minimum=1)
+    stride = kernel if stride is None else as_tuple("stride", stride, n_spatial, minimum=1)
+    pad = as_tuple("padding", padding, n_spatial, minimum=0)
+    if any(2 * p > f for p, f in zip(pad, kernel)):
+        raise ValueError(f"padding must be at most half of kernel_size {kernel}, got {padding!r}")
+    out_sizes = output_sizes(in_sizes, kernel, stride, tuple((p, p) for p in pad), (1,) * n_spatial)
+    lift, no_pad = (1,) * (3 - n_spatial), (0,) * (3 - n_spatial)
+    return out_sizes, (lift + in_sizes, lift + kernel, lift + stride, no_pad + pad,
+                       lift + out_sizes)
+
+
+def _planes(a):
+    positions = int(np.prod(a.shape[2:]))
+    return a.reshape(a.shape[0] * a.shape[1], positions)  # (N, C, *spatial) -> (N C, positions)
+
+
+def _extreme(name, a):
+    """The smallest or largest entry of a device array, as a Python int."""
+    return int(reduce(name, view_of(a), tuple(range(a.ndim)), a.dtype).buffer.copy_to_host()[0])
+
+
+# ----------------------------------------------------------------- kernels
+
+@cuda.jit(device=True)
+def _unravel(i, sizes):
+    """(d, h, w) of the flat index i over a (D, H, W) box, the last varying fastest."""
+    i, w = divmod(i, sizes[2])
+    d, h = divmod(i, sizes[1])
+    return d, h, w
+
+
+@cuda.jit(device=True)
+def _window_entry(o, j, geo):
+    """The flat input position that offset j of output o's window reads, or -1 for padding."""
+    in_size, kernel, stride, pad, out_size = geo
+    od, oh, ow = _unravel(o, out_size)
+    jd, jh, jw = _unravel(j, kernel)
+    d = od * stride[0] - pad[0] + jd
+    h = oh * stride[1] - pad[1] + jh
+    w = ow * stride[2] - pad[2] + jw
+    if 0 <= d < in_size[0] and 0 <= h < in_size[1] and 0 <= w < in_size[2]:
+        return (d * in_size[1] + h) * in_size[2] + w
+    return -1
+
+
+@cuda.jit(cache=True)
+def _max_pool_kernel(y, argmax, x, geo):
+    """Thread (m, o) = divmod(thread, P) computes y[m, o] and its argmax."""
+    m, o = divmod(cuda.grid(1), y.shape[1])
+    if m < y.shape[0]:
+        kernel = geo[1]
+        best, best_i = x[m, 0], -1
+        for j in range(kernel[0] * kernel[1] * kernel[2]):
+            i = _window_entry(o, j, geo)
+            if i >= 0:
+                value = x[m, i]
+                if best_i < 0 or value > best or (math.isnan(value) and not math.isnan(best)):
+                    best, best_i = value, i
+        y[m, o] = best
+        argmax[m, o] = best_i
+
+
+@cuda.jit(cache=True)
+def _scatter_kernel(dx, dy, argmax):
+    """Thread (m, o) = divmod(thread, P) adds dy[m, o] to dx[m, argmax[m, o]]."""
+    m, o = divmod(cuda.grid(1), dy.shape[1])
+    if m < dy.shape[0]:
+        cuda.atomic.add(dx, (m, argmax[m, o]), dy[m, o])
+
+
+@cuda.jit(device=True)
+def _window_count(o, geo, count_include_pad):
+    """m_o: the window volume, or (count_include_pad False) its positions inside the input."""
+    in_size, kernel, stride, pad, out_size = geo
+    if count_include_pad:
+        return kernel[0] * kernel[1] * kernel[2]
+    position = _unravel(o, out_size)
+    count = 1
+    for axis in range(3):
+        start = position[axis] * stride[axis] - pad[axis]
+        count *= min(start + kernel[axis], in_size[axis]) - max(start, 0)
+    return count
+
+
+@cuda.jit(cache=True)
+def _avg_pool_kernel(y, x, geo, count_include_pad):
+    """Thread (m, o) = divmod(thread, P) computes y[m, o], the mean of its window."""
+    m, o = divmod(cuda.grid(1), y.shape[1])
+    if m < y.shape[0]:
+        kernel = geo[1]
+        total = np.float64(0.0)                          # float64, as in the CPU twin
+        for j in range(kernel[0] * kernel[1] * kernel[2]):
+            i = _window_entry(o, j, geo)
+            if i >= 0:
+                total += x[m, i]
+        y[m, o] = total / _window_count(o, geo, count_include_pad)
+
+
+@cuda.jit(device=True)
+def _covering_outputs(i, pad, f, s, n_out):
+    """The outputs o whose windows cover input position i along one axis: range(lo, hi)."""
+    padded = i + pad                                     # o s <= i + p < o s + f
+    return max(0, (padded - f + s) // s), min(n_out, padded // s + 1)
+
+
+@functools.cache
+def _avg_pool_backward_kernel(dtype):
+    cast, zero = dtype.type, dtype.type(0)
+
+    @cuda.jit
+    def avg_pool_backward(dx, dy, geo, count_include_pad):
+        """Thread (m, i) = divmod(thread, positions) computes dx[m, i] from the windows
+        that cover input position i."""
+        m, i = divmod(cuda.grid(1), dx.shape[1])
+        if m < dx.shape[0]:
+            in_size, kernel, stride, pad, out_size = geo
+            d, h, w = _unravel(i, in_size)
+            d_lo, d_hi = _covering_outputs(d, pad[0], kernel[0], stride[0], out_size[0])
+            h_lo, h_hi = _covering_outputs(h, pad[1], kernel[1], stride[1], out_size[1])
+            w_lo, w_hi = _covering_outputs(w, pad[2], kernel[2], stride[2], out_size[2])
+            total = zero
+            for od in range(d_lo, d_hi):
+                for oh in range(h_lo, h_hi):
+                    for ow in range(w_lo, w_hi):
+                        o = (od * out_size[1] + oh) * out_size[2] + ow
+                        total += dy[m, o] / cast(_window_count(o, geo, count_include_pad))
+            dx[m, i] = total
+
+    return avg_pool_backward
