@@ -14,21 +14,11 @@ are found as described in `files` (the `scratchnet[pretrained]` extra);
 each is read once and kept.
 """
 
+from .chips import chip
 from .detector import detect
 from .files import ModelFileNotFound, find_model_file
+from .landmarks import landmarks
 from .resnet import DEFAULT_TAU, descriptor, distance
 
 __all__ = ["detect", "landmarks", "chip", "descriptor", "distance", "DEFAULT_TAU",
            "find_model_file", "ModelFileNotFound"]
-
-
-def landmarks(image, box, points=68):
-    """The face's landmarks in `box`: (points, 2) array of (x, y); see .landmarks."""
-    from .landmarks import landmarks as find_landmarks  # imported on first use: a large module
-    return find_landmarks(image, box, points=points)
-
-
-def chip(image, landmarks, size=150, padding=0.25):
-    """The aligned (size, size, 3) uint8 face chip for `landmarks`; see .chips."""
-    from .chips import chip as extract_chip
-    return extract_chip(image, landmarks, size=size, padding=padding)

@@ -41,6 +41,12 @@ dlib copies the pixels instead when the chip needs neither rotation nor scaling 
 exactly 0 and a square of exactly n x n pixels); landmarks never produce that, so this
 module always samples.
 
+Exactness. dlib finds the similarity with an SVD and the chip-to-level map with a
+pseudo-inverse; the closed forms here give the same numbers to about 1e-13. The chips are
+byte-equal to dlib's on the test photos; over 3000 random face placements, 7 chips had one
+channel value off by 1 -- a bilinear value within ~1e-13 of an integer (four equal
+neighbours), truncated to the integer below on one side only.
+
 A face exactly twice the template's size, 40 pixels from the corner, is cut from the
 300 x 300 square centred on (190, 190), unturned, through one pyramid level:
 
