@@ -19,6 +19,16 @@ def check_float_array(name, a, ndim=None):
     """
     if not isinstance(a, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray, got {type(a).__name__}")
+    check_float_dtype_and_ndim(name, a, ndim)
+    return np.ascontiguousarray(a)
+
+
+def check_float_dtype_and_ndim(name, a, ndim=None):
+    """Raise unless the array `a` is float32/float64 with one of the ranks `ndim` allows.
+
+    The part of the check that does not care where the array lives: the GPU
+    twin of check_float_array calls it on device arrays.
+    """
     if a.dtype not in FLOAT_DTYPES:
         raise TypeError(f"{name} must have dtype float32 or float64, got {a.dtype}")
     if ndim is not None:
@@ -26,7 +36,6 @@ def check_float_array(name, a, ndim=None):
         if a.ndim not in allowed:
             expected = " or ".join(str(k) for k in allowed)
             raise ValueError(f"{name} must have {expected} dimensions, got shape {a.shape}")
-    return np.ascontiguousarray(a)
 
 
 def check_same_dtype(**arrays):

@@ -65,16 +65,8 @@ Geometry = namedtuple(
 
 def conv_forward(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
     """y = conv(x, w) + b for 1-3 spatial dims (read from x.ndim - 2)."""
-    x = check_float_array("x", x, ndim=(3, 4, 5))
-    w = check_float_array("w", w, ndim=x.ndim)
-    check_same_dtype(x=x, w=w)
-    geo = _geometry(x.shape, w.shape, stride, padding, dilation, groups)
+    x, w, b, geo = _check_forward(x, w, b, stride, padding, dilation, groups)
     n_out = w.shape[0]
-    if b is not None:
-        b = check_float_array("b", b, ndim=1)
-        check_same_dtype(x=x, b=b)
-        if b.shape[0] != n_out:
-            raise ValueError(f"b must have shape ({n_out},) to match w, got {b.shape}")
     y = _correlate(x, w.reshape(groups, n_out // groups, -1), geo)  # (G, F_g, C_g k) filters
     if b is not None:
         y += b.reshape((1, n_out) + (1,) * geo.n_spatial)
@@ -205,6 +197,25 @@ def _fold_backward_input(dy, w, x_shape, geo):
 
 
 # ------------------------------------------------------- argument handling
+#
+# _check_forward and _check_dy take `check_array`, the function that
+# validates one array: check_float_array here, its twin for device arrays
+# in kernels.cuda.conv, which shares all of these checks.
+
+def _check_forward(x, w, b, stride, padding, dilation, groups, check_array=check_float_array):
+    """Validate conv_forward's arguments; return (x, w, b, geometry)."""
+    x = check_array("x", x, ndim=(3, 4, 5))
+    w = check_array("w", w, ndim=x.ndim)
+    check_same_dtype(x=x, w=w)
+    geo = _geometry(x.shape, w.shape, stride, padding, dilation, groups)
+    if b is not None:
+        n_out = w.shape[0]
+        b = check_array("b", b, ndim=1)
+        check_same_dtype(x=x, b=b)
+        if b.shape[0] != n_out:
+            raise ValueError(f"b must have shape ({n_out},) to match w, got {b.shape}")
+    return x, w, b, geo
+
 
 def _geometry(x_shape, w_shape, stride, padding, dilation, groups):
     """Validate the convolution's arguments and lift them to 3-D."""
@@ -248,8 +259,9 @@ def _geometry(x_shape, w_shape, stride, padding, dilation, groups):
     )
 
 
-def _check_dy(dy, n_batch, out_channels, geo):
-    dy = check_float_array("dy", dy, ndim=geo.n_spatial + 2)
+def _check_dy(dy, n_batch, out_channels, geo, check_array=check_float_array):
+    """Validate the gradient of the forward output, (N, n_C, *n_out)."""
+    dy = check_array("dy", dy, ndim=geo.n_spatial + 2)
     expected = (n_batch, out_channels) + _spatial(geo.out_sizes, geo)
     if dy.shape != expected:
         raise ValueError(f"dy must have shape {expected} (the forward output), got {dy.shape}")

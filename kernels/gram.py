@@ -55,17 +55,27 @@ def gram_backward(dG, a):
     `dG` is (N, n_C, n_C), `a` the forward input; the result has a's shape.
     """
     a_flat = _flat_activations("a", a)                    # (N, C, *spatial) -> (N, C, P)
-    dG = check_float_array("dG", dG, ndim=3)
-    check_same_dtype(dG=dG, a=a_flat)
-    n_batch, n_channels, _ = a_flat.shape
+    dG = _check_gram_gradient(dG, a)
+    dG_sym = dG + dG.transpose(0, 2, 1)                   # (N, C, C), symmetric
+    da_flat = np.matmul(dG_sym, a_flat)                   # (N, C, C) @ (N, C, P) -> (N, C, P)
+    return da_flat.reshape(a.shape)                       # (N, C, P) -> (N, C, *spatial)
+
+
+def _check_gram_gradient(dG, a, check_array=check_float_array):
+    """Validate dG against the (already validated) activations a; return dG.
+
+    `check_array` validates one array: check_float_array here, its twin for
+    device arrays in kernels.cuda.gram, which shares this check.
+    """
+    dG = check_array("dG", dG, ndim=3)
+    check_same_dtype(dG=dG, a=a)
+    n_batch, n_channels = a.shape[:2]
     if dG.shape != (n_batch, n_channels, n_channels):
         raise ValueError(
             f"dG must have shape {(n_batch, n_channels, n_channels)} to match a "
             f"of shape {a.shape}, got {dG.shape}"
         )
-    dG_sym = dG + dG.transpose(0, 2, 1)                   # (N, C, C), symmetric
-    da_flat = np.matmul(dG_sym, a_flat)                   # (N, C, C) @ (N, C, P) -> (N, C, P)
-    return da_flat.reshape(a.shape)                       # (N, C, P) -> (N, C, *spatial)
+    return dG
 
 
 def _flat_activations(name, a):

@@ -49,13 +49,7 @@ def max_pool_backward(dy, indices, x_shape):
     x_shape = check_shape("x_shape", x_shape, ndim=dy.ndim)
     if not isinstance(indices, np.ndarray) or indices.dtype != np.int64:
         raise TypeError(f"indices must be an int64 numpy.ndarray, got {_describe(indices)}")
-    if indices.shape != dy.shape:
-        raise ValueError(f"indices must have the shape of dy {dy.shape}, got {indices.shape}")
-    if dy.shape[:2] != x_shape[:2]:
-        raise ValueError(f"dy must have batch and channels {x_shape[:2]}, got {dy.shape[:2]}")
-    plane_size = int(np.prod(x_shape[2:]))
-    if indices.size and (indices.min() < 0 or indices.max() >= plane_size):
-        raise ValueError(f"indices must lie in [0, {plane_size}) for x_shape {x_shape}")
+    plane_size = _check_argmax(indices, dy.shape, x_shape, _extreme)
     n_planes = x_shape[0] * x_shape[1]
     dx = np.zeros((n_planes, plane_size), dtype=dy.dtype)
     _scatter_planes(dy.reshape(n_planes, -1), np.ascontiguousarray(indices).reshape(n_planes, -1), dx)
@@ -78,9 +72,7 @@ def avg_pool_backward(dy, x_shape, kernel_size, stride=None, padding=0, count_in
     dy = check_float_array("dy", dy, ndim=(3, 4, 5))
     x_shape = check_shape("x_shape", x_shape, ndim=dy.ndim)
     window, out_sizes = _window_table(x_shape, kernel_size, stride, padding)
-    expected = tuple(x_shape[:2]) + out_sizes
-    if dy.shape != expected:
-        raise ValueError(f"dy must have shape {expected} (the forward output), got {dy.shape}")
+    _check_dy_shape(dy, x_shape, out_sizes)
     divisor = _divisors(window, count_include_pad, dy.dtype)
     n_planes = x_shape[0] * x_shape[1]
     dx = np.zeros((n_planes, int(np.prod(x_shape[2:]))), dtype=dy.dtype)
@@ -88,18 +80,61 @@ def avg_pool_backward(dy, x_shape, kernel_size, stride=None, padding=0, count_in
     return dx.reshape(x_shape)
 
 
-# ------------------------------------------------------------ the window table
+# ------------------------------------------------------- argument handling
+#
+# Shared with the GPU twin, kernels.cuda.pool, which validates its arguments
+# with the same functions.
 
-def _window_table(x_shape, kernel_size, stride, padding):
-    """Validate the pooling arguments; return (window (P, K) int64, out_sizes)."""
+def _pool_geometry(x_shape, kernel_size, stride, padding):
+    """Validate the pooling arguments; return (f, s, p, n_out), a tuple per spatial dimension."""
     n_spatial = len(x_shape) - 2
-    in_sizes = tuple(x_shape[2:])
     kernel = as_tuple("kernel_size", kernel_size, n_spatial, minimum=1)
     stride = kernel if stride is None else as_tuple("stride", stride, n_spatial, minimum=1)
     pad = as_tuple("padding", padding, n_spatial, minimum=0)
     if any(2 * p > f for p, f in zip(pad, kernel)):
         raise ValueError(f"padding must be at most half of kernel_size {kernel}, got {padding!r}")
-    out_sizes = output_sizes(in_sizes, kernel, stride, tuple((p, p) for p in pad), (1,) * n_spatial)
+    out_sizes = output_sizes(tuple(x_shape[2:]), kernel, stride, tuple((p, p) for p in pad),
+                             (1,) * n_spatial)
+    return kernel, stride, pad, out_sizes
+
+
+def _check_dy_shape(dy, x_shape, out_sizes):
+    """Raise unless dy has the forward output's shape (N, n_C, *n_out)."""
+    expected = tuple(x_shape[:2]) + out_sizes
+    if dy.shape != expected:
+        raise ValueError(f"dy must have shape {expected} (the forward output), got {dy.shape}")
+
+
+def _check_argmax(indices, dy_shape, x_shape, extreme):
+    """Raise unless the int64 `indices` match dy and point into the planes of x; return the
+    plane size. extreme("min" or "max", indices) gives the smallest or largest index."""
+    if indices.shape != dy_shape:
+        raise ValueError(f"indices must have the shape of dy {dy_shape}, got {indices.shape}")
+    if dy_shape[:2] != x_shape[:2]:
+        raise ValueError(f"dy must have batch and channels {x_shape[:2]}, got {dy_shape[:2]}")
+    plane_size = int(np.prod(x_shape[2:]))
+    if indices.size and not 0 <= extreme("min", indices) <= extreme("max", indices) < plane_size:
+        raise ValueError(f"indices must lie in [0, {plane_size}) for x_shape {x_shape}")
+    return plane_size
+
+
+def _extreme(name, a):
+    """The smallest ("min") or largest ("max") entry of the array a."""
+    return a.min() if name == "min" else a.max()
+
+
+def _describe(a):
+    if isinstance(a, np.ndarray):
+        return f"an array of dtype {a.dtype}"
+    return type(a).__name__
+
+
+# ------------------------------------------------------------ the window table
+
+def _window_table(x_shape, kernel_size, stride, padding):
+    """Validate the pooling arguments; return (window (P, K) int64, out_sizes)."""
+    kernel, stride, pad, out_sizes = _pool_geometry(x_shape, kernel_size, stride, padding)
+    in_sizes = tuple(x_shape[2:])
     flat_index = np.zeros((1, 1), dtype=np.int64)             # (P so far, K so far)
     inside = np.ones((1, 1), dtype=bool)
     for size, f, s, p, n_out in zip(in_sizes, kernel, stride, pad, out_sizes):
@@ -117,12 +152,6 @@ def _divisors(window, count_include_pad, dtype):
     if count_include_pad:
         return np.full(window.shape[0], window.shape[1], dtype=dtype)
     return (window >= 0).sum(axis=1).astype(dtype)
-
-
-def _describe(a):
-    if isinstance(a, np.ndarray):
-        return f"an array of dtype {a.dtype}"
-    return type(a).__name__
 
 
 # ---------------------------------------------------------- jitted kernels

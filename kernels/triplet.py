@@ -74,8 +74,20 @@ def pairwise_sq_distances_backward(dD, E):
 
     In matrix form, with S = dD + dD^T: dE = 2 (diag(S 1) E - S E).
     """
-    E = check_float_array("E", E, ndim=2)
-    dD = check_float_array("dD", dD, ndim=2)
+    dD, E = _check_distances_gradient(dD, E)
+    S = dD + dD.T                                # (N, N), symmetric
+    row_sums = S.sum(axis=1)                     # (N,)
+    return 2.0 * (row_sums[:, None] * E - S @ E)  # (N, 1) * (N, d) - (N, N) @ (N, d) -> (N, d)
+
+
+# The checks below take `check_array`, the function that validates one array:
+# check_float_array here, its twin for device arrays in kernels.cuda.triplet,
+# which shares them.
+
+def _check_distances_gradient(dD, E, check_array=check_float_array):
+    """Validate pairwise_sq_distances_backward's arguments; return (dD, E)."""
+    E = check_array("E", E, ndim=2)
+    dD = check_array("dD", dD, ndim=2)
     check_same_dtype(dD=dD, E=E)
     n_points = E.shape[0]
     if dD.shape != (n_points, n_points):
@@ -83,9 +95,7 @@ def pairwise_sq_distances_backward(dD, E):
             f"dD must have shape {(n_points, n_points)} to match E of shape "
             f"{E.shape}, got {dD.shape}"
         )
-    S = dD + dD.T                                # (N, N), symmetric
-    row_sums = S.sum(axis=1)                     # (N,)
-    return 2.0 * (row_sums[:, None] * E - S @ E)  # (N, 1) * (N, d) - (N, N) @ (N, d) -> (N, d)
+    return dD, E
 
 
 # ------------------------------------------------------------- triplet loss
@@ -117,10 +127,7 @@ def triplet_loss_backward(dL, fa, fp, fn, alpha):
     """
     fa, fp, fn = _check_triplet_encodings(fa, fp, fn)
     alpha = _check_alpha(alpha)
-    dL = check_float_array("dL", dL, ndim=1)
-    check_same_dtype(dL=dL, fa=fa)
-    if dL.shape != fa.shape[:1]:
-        raise ValueError(f"dL must have shape {fa.shape[:1]} to match fa, got {dL.shape}")
+    dL = _check_loss_gradient(dL, fa)
     # d max(m, 0)/dm: 1 for m > 0, 0 for m <= 0 (our choice at m = 0), NaN for NaN.
     step = np.heaviside(_margins(fa, fp, fn, alpha), 0.0)
     scale = (2.0 * dL * step)[:, None]           # (T,) -> (T, 1), broadcast over d
@@ -136,16 +143,29 @@ def _margins(fa, fp, fn, alpha):
     return d_ap - d_an + alpha
 
 
-def _check_triplet_encodings(fa, fp, fn):
-    fa = check_float_array("fa", fa, ndim=2)
-    fp = check_float_array("fp", fp, ndim=2)
-    fn = check_float_array("fn", fn, ndim=2)
+def _check_triplet_encodings(fa, fp, fn, check_array=check_float_array):
+    """Validate the encodings of the triplets, (T, d) each; return (fa, fp, fn).
+
+    `check_array` validates one array (check_float_array, or its GPU twin).
+    """
+    fa = check_array("fa", fa, ndim=2)
+    fp = check_array("fp", fp, ndim=2)
+    fn = check_array("fn", fn, ndim=2)
     check_same_dtype(fa=fa, fp=fp, fn=fn)
     if not fa.shape == fp.shape == fn.shape:
         raise ValueError(
             f"fa, fp and fn must have one shape (T, d), got {fa.shape}, {fp.shape} and {fn.shape}"
         )
     return fa, fp, fn
+
+
+def _check_loss_gradient(dL, fa, check_array=check_float_array):
+    """Validate dL, one entry per triplet of fa; return it."""
+    dL = check_array("dL", dL, ndim=1)
+    check_same_dtype(dL=dL, fa=fa)
+    if dL.shape != fa.shape[:1]:
+        raise ValueError(f"dL must have shape {fa.shape[:1]} to match fa, got {dL.shape}")
+    return dL
 
 
 def _check_alpha(alpha):
@@ -198,15 +218,7 @@ def select_triplets(labels, D, strategy="batch_hard", alpha=0.2, rng=None):
     `alpha` (>= 0) is used by "semi_hard" only. With NaN in D no error is
     raised; the triplets chosen for the affected anchors are arbitrary.
     """
-    labels, D = _check_labels_and_distances(labels, D)
-    alpha = _check_alpha(alpha)
-    if strategy not in STRATEGIES:
-        allowed = ", ".join(repr(s) for s in STRATEGIES)
-        raise ValueError(f"strategy must be one of {allowed}, got {strategy!r}")
-    if rng is None:
-        rng = np.random.default_rng(0)
-    elif not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng must be a numpy.random.Generator or None, got {type(rng).__name__}")
+    labels, D, alpha, rng = _check_selection(labels, D, strategy, alpha, rng)
 
     if strategy == "batch_hard":
         positives, negatives = _batch_hard_kernel(labels, D)      # (N,), -1 where none
@@ -229,14 +241,31 @@ def select_triplets(labels, D, strategy="batch_hard", alpha=0.2, rng=None):
     return anchors, positives, negatives
 
 
-def _check_labels_and_distances(labels, D):
+def _check_selection(labels, D, strategy, alpha, rng, check_array=check_float_array):
+    """Validate select_triplets' arguments; return (labels as int64, D, alpha, rng).
+
+    `check_array` validates D (check_float_array, or its GPU twin).
+    """
+    labels, D = _check_labels_and_distances(labels, D, check_array)
+    alpha = _check_alpha(alpha)
+    if strategy not in STRATEGIES:
+        allowed = ", ".join(repr(s) for s in STRATEGIES)
+        raise ValueError(f"strategy must be one of {allowed}, got {strategy!r}")
+    if rng is None:
+        rng = np.random.default_rng(0)
+    elif not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator or None, got {type(rng).__name__}")
+    return labels, D, alpha, rng
+
+
+def _check_labels_and_distances(labels, D, check_array):
     if not isinstance(labels, np.ndarray):
         raise TypeError(f"labels must be a numpy.ndarray, got {type(labels).__name__}")
     if labels.ndim != 1:
         raise ValueError(f"labels must have 1 dimension (N,), got shape {labels.shape}")
     if not np.issubdtype(labels.dtype, np.integer):
         raise TypeError(f"labels must have an integer dtype, got {labels.dtype}")
-    D = check_float_array("D", D, ndim=2)
+    D = check_array("D", D, ndim=2)
     n_points = labels.shape[0]
     if D.shape != (n_points, n_points):
         raise ValueError(

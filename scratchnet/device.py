@@ -163,7 +163,8 @@ class CudaArray(NDArrayOperatorsMixin):
         """A copy of a NumPy array (or anything np.asarray takes) on the GPU."""
         array = np.asarray(array, order="C")
         buffer = _gpu().cuda.to_device(array.reshape(-1))   # (*shape) -> (size,)
-        return cls(_gpu().device.View(buffer, 0, array.shape, _c_strides(array.shape)))
+        device = _gpu().device
+        return cls(device.View(buffer, 0, array.shape, device.c_strides(array.shape)))
 
     @classmethod
     def wrap(cls, numba_array):
@@ -265,7 +266,7 @@ class CudaArray(NDArrayOperatorsMixin):
             shape = shape[0]
         shape = _resolve_shape(shape, self.size)
         base = self.contiguous()
-        return base._with(base.view.offset, shape, _c_strides(shape))
+        return base._with(base.view.offset, shape, _gpu().device.c_strides(shape))
 
     def ravel(self):
         return self.reshape(-1)
@@ -409,34 +410,14 @@ def _sum(a, axis=None, dtype=None, keepdims=False):
     return a.sum(axis=axis, keepdims=keepdims, dtype=dtype)
 
 
-@_implements(np.mean)
-def _mean(a, axis=None, keepdims=False):
-    return a.mean(axis=axis, keepdims=keepdims)
-
-
-@_implements(np.var)
-def _var(a, axis=None, keepdims=False):
-    return a.var(axis=axis, keepdims=keepdims)
-
-
-@_implements(np.max, np.amax)
-def _max(a, axis=None, keepdims=False):
-    return a.max(axis=axis, keepdims=keepdims)
-
-
-@_implements(np.min, np.amin)
-def _min(a, axis=None, keepdims=False):
-    return a.min(axis=axis, keepdims=keepdims)
-
-
-@_implements(np.all)
-def _all(a, axis=None, keepdims=False):
-    return a.all(axis=axis, keepdims=keepdims)
-
-
-@_implements(np.any)
-def _any(a, axis=None, keepdims=False):
-    return a.any(axis=axis, keepdims=keepdims)
+# These take (a, axis=None, keepdims=False), the arguments of CudaArray's
+# methods of the same name, which therefore implement them as they are.
+_implements(np.mean)(CudaArray.mean)
+_implements(np.var)(CudaArray.var)
+_implements(np.max, np.amax)(CudaArray.max)
+_implements(np.min, np.amin)(CudaArray.min)
+_implements(np.all)(CudaArray.all)
+_implements(np.any)(CudaArray.any)
 
 
 @_implements(np.clip)
@@ -597,14 +578,6 @@ def _dot(a, b):
 
 
 # ------------------------------------------------------------------ helpers
-
-def _c_strides(shape):
-    strides, step = [], 1
-    for n in reversed(shape):
-        strides.append(step)
-        step *= n
-    return tuple(reversed(strides))
-
 
 def _resolve_shape(shape, size):
     """A reshape target with at most one -1, checked against `size`."""

@@ -19,7 +19,7 @@ from collections import namedtuple
 import numpy as np
 from numba import cuda
 
-from .._checks import FLOAT_DTYPES
+from .._checks import check_float_dtype_and_ndim
 
 View = namedtuple("View", "buffer offset shape strides")
 
@@ -39,13 +39,7 @@ def check_device_array(name, a, ndim=None):
     input: the array must be C-contiguous.
     """
     a = as_device_array(name, a)
-    if a.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"{name} must have dtype float32 or float64, got {a.dtype}")
-    if ndim is not None:
-        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
-        if a.ndim not in allowed:
-            expected = " or ".join(str(k) for k in allowed)
-            raise ValueError(f"{name} must have {expected} dimensions, got shape {a.shape}")
+    check_float_dtype_and_ndim(name, a, ndim)
     return a
 
 
@@ -134,6 +128,14 @@ def element_offset(i, shape, strides):
         i, index = divmod(i, shape[axis])
         offset += index * strides[axis]
     return offset
+
+
+@cuda.jit(device=True)
+def unravel_3d(i, sizes):
+    """(d, h, w) of the flat index i over a (D, H, W) box, the last varying fastest."""
+    i, w = divmod(i, sizes[2])
+    d, h = divmod(i, sizes[1])
+    return d, h, w
 
 
 # ---------------------------------------------------------------- launching

@@ -35,8 +35,14 @@ gradients; the arguments, checks and results are those of kernels.conv.
 from numba import cuda
 
 from .._checks import check_same_dtype, check_shape
-from ..conv import _geometry, _spatial, conv_output_shape  # noqa: F401 (re-exported)
-from ._device import View, check_device_array, view_of
+from ..conv import (
+    _check_dy,
+    _check_forward,
+    _geometry,
+    _spatial,
+    conv_output_shape,  # noqa: F401 (re-exported)
+)
+from ._device import View, check_device_array, unravel_3d, view_of
 from .elementwise import map_binary
 from .product import ColumnOperand, RowOperand, product
 from .reduce import reduce
@@ -45,16 +51,8 @@ from .reduce import reduce
 
 def conv_forward(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
     """y = conv(x, w) + b for 1-3 spatial dims (read from x.ndim - 2), on device arrays."""
-    x = check_device_array("x", x, ndim=(3, 4, 5))
-    w = check_device_array("w", w, ndim=x.ndim)
-    check_same_dtype(x=x, w=w)
-    geo = _geometry(x.shape, w.shape, stride, padding, dilation, groups)
+    x, w, b, geo = _check_forward(x, w, b, stride, padding, dilation, groups, check_device_array)
     n_out = w.shape[0]
-    if b is not None:
-        b = check_device_array("b", b, ndim=1)
-        check_same_dtype(x=x, b=b)
-        if b.shape[0] != n_out:
-            raise ValueError(f"b must have shape ({n_out},) to match w, got {b.shape}")
     maps = _maps_geometry(geo, x.shape[1], n_out)
     per_group_in, per_group_out = x.shape[1] // geo.groups, n_out // geo.groups
     y = product(
@@ -74,7 +72,7 @@ def conv_backward_input(dy, w, x_shape, stride=1, padding=0, dilation=1, groups=
     w = check_device_array("w", w, ndim=(3, 4, 5))
     x_shape = check_shape("x_shape", x_shape, ndim=w.ndim)
     geo = _geometry(x_shape, w.shape, stride, padding, dilation, groups)
-    dy = _check_dy(dy, x_shape[0], w.shape[0], geo)
+    dy = _check_dy(dy, x_shape[0], w.shape[0], geo, check_device_array)
     check_same_dtype(dy=dy, w=w)
     maps = _maps_geometry(geo, x_shape[1], w.shape[0])
     per_group_in, per_group_out = x_shape[1] // geo.groups, w.shape[0] // geo.groups
@@ -92,7 +90,7 @@ def conv_backward_weight(dy, x, w_shape, stride=1, padding=0, dilation=1, groups
     x = check_device_array("x", x, ndim=(3, 4, 5))
     w_shape = check_shape("w_shape", w_shape, ndim=x.ndim)
     geo = _geometry(x.shape, w_shape, stride, padding, dilation, groups)
-    dy = _check_dy(dy, x.shape[0], w_shape[0], geo)
+    dy = _check_dy(dy, x.shape[0], w_shape[0], geo, check_device_array)
     check_same_dtype(dy=dy, x=x)
     maps = _maps_geometry(geo, x.shape[1], w_shape[0])
     per_group_in, per_group_out = x.shape[1] // geo.groups, w_shape[0] // geo.groups
@@ -113,14 +111,6 @@ def conv_backward_bias(dy):
 
 
 # ------------------------------------------------------------ host helpers
-
-def _check_dy(dy, n_batch, out_channels, geo):
-    dy = check_device_array("dy", dy, ndim=geo.n_spatial + 2)
-    expected = (n_batch, out_channels) + _spatial(geo.out_sizes, geo)
-    if dy.shape != expected:
-        raise ValueError(f"dy must have shape {expected} (the forward output), got {dy.shape}")
-    return dy
-
 
 def _maps_geometry(geo, in_channels, out_channels):
     """What the index maps need, as nested tuples of ints (all spatial entries lifted to 3-D):
@@ -153,14 +143,6 @@ def _add_bias(y, b):
 # --------------------------------------------------------------- index maps
 
 @cuda.jit(device=True)
-def _unravel(i, sizes):
-    """(d, h, w) of the flat index i over a (D, H, W) box, the last varying fastest."""
-    i, w = divmod(i, sizes[2])
-    d, h = divmod(i, sizes[1])
-    return d, h, w
-
-
-@cuda.jit(device=True)
 def _input_offset(n, channel, d, h, w, geo):
     """Where x[n, channel, d, h, w] lies in the flat x, or -1 if (d, h, w) is padding."""
     channels, in_size = geo[0], geo[1]
@@ -182,7 +164,7 @@ def _window_column(z, o, geo):
     """Forward B, column o of image n = z div G, group g = z mod G: where its window starts."""
     channels, stride, pad, out_size = geo[0], geo[3], geo[4], geo[6]
     n, g = divmod(z, channels[0])
-    od, oh, ow = _unravel(o, out_size)
+    od, oh, ow = unravel_3d(o, out_size)
     return (n, g * channels[2], od * stride[0] - pad[0], oh * stride[1] - pad[1],
             ow * stride[2] - pad[2])
 
@@ -193,7 +175,7 @@ def _window_column_at(column, q, geo):
     kernel, dilation = geo[2], geo[5]
     n, first_channel, start_d, start_h, start_w = column
     c, j = divmod(q, kernel[0] * kernel[1] * kernel[2])
-    jd, jh, jw = _unravel(j, kernel)
+    jd, jh, jw = unravel_3d(j, kernel)
     return _input_offset(n, first_channel + c, start_d + jd * dilation[0],
                          start_h + jh * dilation[1], start_w + jw * dilation[2], geo)
 
@@ -213,7 +195,7 @@ def _input_column(z, i, geo):
     """Backward-input B, column i (a position of x) of image n, group g: i + p."""
     channels, in_size, pad = geo[0], geo[1], geo[4]
     n, g = divmod(z, channels[0])
-    d, h, w = _unravel(i, in_size)
+    d, h, w = unravel_3d(i, in_size)
     return (n, g * channels[4], d + pad[0], h + pad[1], w + pad[2])
 
 
@@ -232,7 +214,7 @@ def _input_column_at(column, k, geo):
     channels, kernel, stride, dilation, out_size = geo[0], geo[2], geo[3], geo[5], geo[6]
     n, first_channel, padded_d, padded_h, padded_w = column
     f, j = divmod(k, kernel[0] * kernel[1] * kernel[2])
-    jd, jh, jw = _unravel(j, kernel)
+    jd, jh, jw = unravel_3d(j, kernel)
     od = _output_index(padded_d, jd, dilation[0], stride[0], out_size[0])
     oh = _output_index(padded_h, jh, dilation[1], stride[1], out_size[1])
     ow = _output_index(padded_w, jw, dilation[2], stride[2], out_size[2])
@@ -256,7 +238,7 @@ def _filter_column(z, q, geo):
     """Backward-weight B, column q = (c, j) of group g = z: the channel, and j d - p."""
     channels, kernel, pad, dilation = geo[0], geo[2], geo[4], geo[5]
     c, j = divmod(q, kernel[0] * kernel[1] * kernel[2])
-    jd, jh, jw = _unravel(j, kernel)
+    jd, jh, jw = unravel_3d(j, kernel)
     return (z * channels[2] + c, jd * dilation[0] - pad[0], jh * dilation[1] - pad[1],
             jw * dilation[2] - pad[2])
 
@@ -267,6 +249,6 @@ def _filter_column_at(column, k, geo):
     stride, out_size = geo[3], geo[6]
     channel, offset_d, offset_h, offset_w = column
     n, o = divmod(k, out_size[0] * out_size[1] * out_size[2])
-    od, oh, ow = _unravel(o, out_size)
+    od, oh, ow = unravel_3d(o, out_size)
     return _input_offset(n, channel, od * stride[0] + offset_d, oh * stride[1] + offset_h,
                          ow * stride[2] + offset_w, geo)

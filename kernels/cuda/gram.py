@@ -15,7 +15,7 @@ P positions is long (2^18 for a 512 x 512 image) and the tiles few (one for
 
 import math
 
-from .._checks import check_same_dtype
+from ..gram import _check_gram_gradient
 from ._device import View, c_strides, check_device_array, new_view, view_of
 from .elementwise import map_binary
 from .product import product, strided_columns, strided_rows
@@ -36,14 +36,8 @@ def gram_backward(dG, a):
     """da = (dG + dG^T) a_flat, the gradient of sum(dG * gram(a)); the result has a's shape."""
     a = check_device_array("a", a, ndim=(2, 3, 4, 5))
     a_flat = _flat_view(a)                               # (N, C, *spatial) -> (N, C, P)
-    dG = check_device_array("dG", dG, ndim=3)
-    check_same_dtype(dG=dG, a=a)
+    dG = _check_gram_gradient(dG, a, check_device_array)
     n_batch, n_channels, n_positions = a_flat.shape
-    if dG.shape != (n_batch, n_channels, n_channels):
-        raise ValueError(
-            f"dG must have shape {(n_batch, n_channels, n_channels)} to match a "
-            f"of shape {a.shape}, got {dG.shape}"
-        )
     dG_view = view_of(dG)
     dG_transposed = View(dG_view.buffer, 0, dG_view.shape,
                          (dG_view.strides[0], 1, n_channels))     # dG^T: strides swapped

@@ -29,8 +29,17 @@ import math
 import numpy as np
 from numba import cuda
 
-from .._checks import as_tuple, check_shape, output_sizes
-from ._device import as_device_array, check_device_array, empty, launch, view_of, zeros
+from .._checks import check_shape
+from ..pool import _check_argmax, _check_dy_shape, _pool_geometry
+from ._device import (
+    as_device_array,
+    check_device_array,
+    empty,
+    launch,
+    unravel_3d,
+    view_of,
+    zeros,
+)
 from .reduce import reduce
 
 # ---------------------------------------------------------------- public tier
@@ -38,7 +47,7 @@ from .reduce import reduce
 def max_pool_forward(x, kernel_size, stride=None, padding=0):
     """Return (y, indices); indices[n, c, o] is the flat position in x[n, c] of y[n, c, o]."""
     x = check_device_array("x", x, ndim=(3, 4, 5))
-    out_sizes, geo = _pool_geometry(x.shape, kernel_size, stride, padding)
+    out_sizes, geo = _lifted_geometry(x.shape, kernel_size, stride, padding)
     planes = _planes(x)                                   # (N C, positions)
     y = empty((planes.shape[0], int(np.prod(out_sizes))), x.dtype)
     indices = empty(y.shape, np.int64)
@@ -54,13 +63,7 @@ def max_pool_backward(dy, indices, x_shape):
     indices = as_device_array("indices", indices)
     if indices.dtype != np.int64:
         raise TypeError(f"indices must be an int64 device array, got dtype {indices.dtype}")
-    if indices.shape != dy.shape:
-        raise ValueError(f"indices must have the shape of dy {dy.shape}, got {indices.shape}")
-    if dy.shape[:2] != x_shape[:2]:
-        raise ValueError(f"dy must have batch and channels {x_shape[:2]}, got {dy.shape[:2]}")
-    plane_size = int(np.prod(x_shape[2:]))
-    if indices.size and not 0 <= _extreme("min", indices) <= _extreme("max", indices) < plane_size:
-        raise ValueError(f"indices must lie in [0, {plane_size}) for x_shape {x_shape}")
+    plane_size = _check_argmax(indices, dy.shape, x_shape, _extreme)
     n_planes = x_shape[0] * x_shape[1]
     dx = zeros((n_planes, plane_size), dy.dtype)
     launch(_scatter_kernel, dy.size, dx, _planes(dy), _planes(indices))
@@ -70,7 +73,7 @@ def max_pool_backward(dy, indices, x_shape):
 def avg_pool_forward(x, kernel_size, stride=None, padding=0, count_include_pad=True):
     """y[n, c, o] = mean of x[n, c] over the window at o."""
     x = check_device_array("x", x, ndim=(3, 4, 5))
-    out_sizes, geo = _pool_geometry(x.shape, kernel_size, stride, padding)
+    out_sizes, geo = _lifted_geometry(x.shape, kernel_size, stride, padding)
     planes = _planes(x)                                   # (N C, positions)
     y = empty((planes.shape[0], int(np.prod(out_sizes))), x.dtype)
     launch(_avg_pool_kernel, y.size, y, planes, geo, bool(count_include_pad))
@@ -81,10 +84,8 @@ def avg_pool_backward(dy, x_shape, kernel_size, stride=None, padding=0, count_in
     """dL/dx: each dy[n, c, o] / m_o is added to every position of its window."""
     dy = check_device_array("dy", dy, ndim=(3, 4, 5))
     x_shape = check_shape("x_shape", x_shape, ndim=dy.ndim)
-    out_sizes, geo = _pool_geometry(x_shape, kernel_size, stride, padding)
-    expected = tuple(x_shape[:2]) + out_sizes
-    if dy.shape != expected:
-        raise ValueError(f"dy must have shape {expected} (the forward output), got {dy.shape}")
+    out_sizes, geo = _lifted_geometry(x_shape, kernel_size, stride, padding)
+    _check_dy_shape(dy, x_shape, out_sizes)
     dx = empty((x_shape[0] * x_shape[1], int(np.prod(x_shape[2:]))), dy.dtype)
     launch(_avg_pool_backward_kernel(dy.dtype), dx.size, dx, _planes(dy), geo,
            bool(count_include_pad))
@@ -93,19 +94,13 @@ def avg_pool_backward(dy, x_shape, kernel_size, stride=None, padding=0, count_in
 
 # ----------------------------------------------------------- host helpers
 
-def _pool_geometry(x_shape, kernel_size, stride, padding):
+def _lifted_geometry(x_shape, kernel_size, stride, padding):
     """Validate as the CPU twin does; return (out_sizes, the kernels' geometry lifted to 3-D):
     ((n_in), (f), (s), (p), (n_out)), each a (d, h, w) triple."""
+    kernel, stride, pad, out_sizes = _pool_geometry(x_shape, kernel_size, stride, padding)
     n_spatial = len(x_shape) - 2
-    in_sizes = tuple(x_shape[2:])
-    kernel = as_tuple("kernel_size", kernel_size, n_spatial, minimum=1)
-    stride = kernel if stride is None else as_tuple("stride", stride, n_spatial, minimum=1)
-    pad = as_tuple("padding", padding, n_spatial, minimum=0)
-    if any(2 * p > f for p, f in zip(pad, kernel)):
-        raise ValueError(f"padding must be at most half of kernel_size {kernel}, got {padding!r}")
-    out_sizes = output_sizes(in_sizes, kernel, stride, tuple((p, p) for p in pad), (1,) * n_spatial)
     lift, no_pad = (1,) * (3 - n_spatial), (0,) * (3 - n_spatial)
-    return out_sizes, (lift + in_sizes, lift + kernel, lift + stride, no_pad + pad,
+    return out_sizes, (lift + tuple(x_shape[2:]), lift + kernel, lift + stride, no_pad + pad,
                        lift + out_sizes)
 
 
@@ -122,19 +117,11 @@ def _extreme(name, a):
 # ----------------------------------------------------------------- kernels
 
 @cuda.jit(device=True)
-def _unravel(i, sizes):
-    """(d, h, w) of the flat index i over a (D, H, W) box, the last varying fastest."""
-    i, w = divmod(i, sizes[2])
-    d, h = divmod(i, sizes[1])
-    return d, h, w
-
-
-@cuda.jit(device=True)
 def _window_entry(o, j, geo):
     """The flat input position that offset j of output o's window reads, or -1 for padding."""
     in_size, kernel, stride, pad, out_size = geo
-    od, oh, ow = _unravel(o, out_size)
-    jd, jh, jw = _unravel(j, kernel)
+    od, oh, ow = unravel_3d(o, out_size)
+    jd, jh, jw = unravel_3d(j, kernel)
     d = od * stride[0] - pad[0] + jd
     h = oh * stride[1] - pad[1] + jh
     w = ow * stride[2] - pad[2] + jw
@@ -174,7 +161,7 @@ def _window_count(o, geo, count_include_pad):
     in_size, kernel, stride, pad, out_size = geo
     if count_include_pad:
         return kernel[0] * kernel[1] * kernel[2]
-    position = _unravel(o, out_size)
+    position = unravel_3d(o, out_size)
     count = 1
     for axis in range(3):
         start = position[axis] * stride[axis] - pad[axis]
@@ -214,7 +201,7 @@ def _avg_pool_backward_kernel(dtype):
         m, i = divmod(cuda.grid(1), dx.shape[1])
         if m < dx.shape[0]:
             in_size, kernel, stride, pad, out_size = geo
-            d, h, w = _unravel(i, in_size)
+            d, h, w = unravel_3d(i, in_size)
             d_lo, d_hi = _covering_outputs(d, pad[0], kernel[0], stride[0], out_size[0])
             h_lo, h_hi = _covering_outputs(h, pad[1], kernel[1], stride[1], out_size[1])
             w_lo, w_hi = _covering_outputs(w, pad[2], kernel[2], stride[2], out_size[2])

@@ -23,8 +23,15 @@ import math
 import numpy as np
 from numba import cuda
 
-from .._checks import check_same_dtype
-from ..triplet import STRATEGIES, _check_alpha, _pair_masks, _random_negatives
+from ..triplet import (
+    _check_alpha,
+    _check_distances_gradient,
+    _check_loss_gradient,
+    _check_selection,
+    _check_triplet_encodings,
+    _pair_masks,
+    _random_negatives,
+)
 from ._device import View, check_device_array, empty, launch, new_view, view_of
 from .elementwise import map_binary
 from .product import product, strided_columns, strided_rows
@@ -48,15 +55,8 @@ def pairwise_sq_distances(E):
 
 def pairwise_sq_distances_backward(dD, E):
     """dE_i = 2 sum_j (dD_ij + dD_ji)(E_i - E_j), the gradient of sum(dD * D)."""
-    E = check_device_array("E", E, ndim=2)
-    dD = check_device_array("dD", dD, ndim=2)
-    check_same_dtype(dD=dD, E=E)
+    dD, E = _check_distances_gradient(dD, E, check_device_array)
     n_points, n_features = E.shape
-    if dD.shape != (n_points, n_points):
-        raise ValueError(
-            f"dD must have shape {(n_points, n_points)} to match E of shape "
-            f"{E.shape}, got {dD.shape}"
-        )
     dD_view = view_of(dD)
     S = new_view((1, n_points, n_points), E.dtype)
     dD_transposed = View(dD_view.buffer, 0, S.shape, (0, 1, n_points))      # dD^T
@@ -98,7 +98,7 @@ def _distance_gradient_kernel(dE, row_sums, E, S_E):
 
 def triplet_loss(fa, fp, fn, alpha):
     """L = max(||fa - fp||^2 - ||fa - fn||^2 + alpha, 0), one value per triplet, (T,)."""
-    fa, fp, fn = _check_triplet_encodings(fa, fp, fn)
+    fa, fp, fn = _check_triplet_encodings(fa, fp, fn, check_device_array)
     alpha = _check_alpha(alpha)
     margins = _margins(fa, fp, fn, alpha)
     losses = empty(margins.shape, fa.dtype)
@@ -112,12 +112,9 @@ def triplet_loss_backward(dL, fa, fp, fn, alpha):
     Triplets with L > 0 get 2 dL (fn - fp), 2 dL (fp - fa), 2 dL (fa - fn);
     the others, including those exactly at the kink L = 0, get zeros.
     """
-    fa, fp, fn = _check_triplet_encodings(fa, fp, fn)
+    fa, fp, fn = _check_triplet_encodings(fa, fp, fn, check_device_array)
     alpha = _check_alpha(alpha)
-    dL = check_device_array("dL", dL, ndim=1)
-    check_same_dtype(dL=dL, fa=fa)
-    if dL.shape != fa.shape[:1]:
-        raise ValueError(f"dL must have shape {fa.shape[:1]} to match fa, got {dL.shape}")
+    dL = _check_loss_gradient(dL, fa, check_device_array)
     margins = _margins(fa, fp, fn, alpha)
     gradients = tuple(empty(fa.shape, fa.dtype) for _ in range(3))
     launch(_triplet_gradient_kernel, fa.size, *gradients, dL, margins, fa, fp, fn)
@@ -173,18 +170,6 @@ def _triplet_gradient_kernel(dfa, dfp, dfn, dL, margins, fa, fp, fn):
         dfn[t, c] = scale * (fa[t, c] - fn[t, c])
 
 
-def _check_triplet_encodings(fa, fp, fn):
-    fa = check_device_array("fa", fa, ndim=2)
-    fp = check_device_array("fp", fp, ndim=2)
-    fn = check_device_array("fn", fn, ndim=2)
-    check_same_dtype(fa=fa, fp=fp, fn=fn)
-    if not fa.shape == fp.shape == fn.shape:
-        raise ValueError(
-            f"fa, fp and fn must have one shape (T, d), got {fa.shape}, {fp.shape} and {fn.shape}"
-        )
-    return fa, fp, fn
-
-
 # ------------------------------------------------------- choosing triplets
 
 def select_triplets(labels, D, strategy="batch_hard", alpha=0.2, rng=None):
@@ -196,22 +181,8 @@ def select_triplets(labels, D, strategy="batch_hard", alpha=0.2, rng=None):
     "semi_hard" search D on the device (one thread per anchor, or per
     anchor-positive pair), "all" and "random" need only the labels.
     """
-    labels = _check_labels(labels)
-    D = check_device_array("D", D, ndim=2)
+    labels, D, alpha, rng = _check_selection(labels, D, strategy, alpha, rng, check_device_array)
     n_points = labels.shape[0]
-    if D.shape != (n_points, n_points):
-        raise ValueError(
-            f"D must have shape {(n_points, n_points)} to match labels of length "
-            f"{n_points}, got {D.shape}"
-        )
-    alpha = _check_alpha(alpha)
-    if strategy not in STRATEGIES:
-        allowed = ", ".join(repr(s) for s in STRATEGIES)
-        raise ValueError(f"strategy must be one of {allowed}, got {strategy!r}")
-    if rng is None:
-        rng = np.random.default_rng(0)
-    elif not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng must be a numpy.random.Generator or None, got {type(rng).__name__}")
     device_labels = cuda.to_device(labels)
 
     if strategy == "batch_hard":
@@ -238,16 +209,6 @@ def select_triplets(labels, D, strategy="batch_hard", alpha=0.2, rng=None):
     launch(_semi_hard_kernel, anchors.size, negatives, device_labels, D, anchors_on_device,
            positives_on_device, D.dtype.type(alpha))
     return anchors_on_device, positives_on_device, negatives
-
-
-def _check_labels(labels):
-    if not isinstance(labels, np.ndarray):
-        raise TypeError(f"labels must be a numpy.ndarray, got {type(labels).__name__}")
-    if labels.ndim != 1:
-        raise ValueError(f"labels must have 1 dimension (N,), got shape {labels.shape}")
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise TypeError(f"labels must have an integer dtype, got {labels.dtype}")
-    return np.ascontiguousarray(labels, dtype=np.int64)   # one integer type for the kernels
 
 
 def _to_device(*indices):
