@@ -2,13 +2,15 @@
 
 Oracles: NumPy itself for every CudaArray operation (the same call on the
 host array must give the same values, shape and dtype), and the CPU run of
-the same autograd computation for tensors: the VGG19 style-transfer
-iteration and a face-encoder training step must give the same J, dJ/dG and
-updated weights on either device, to rounding. docs/gpu.md's examples run
+the same computation for tensors and for the two applications, run through
+their own code (scratchnet.style_transfer's StyleTransfer, scratchnet.face's
+train): J, dJ/dG, the image after an Adam step, the training loss, the
+weights and tau must be the same on either device, to rounding. docs/gpu.md's examples run
 here too (test_docs.py skips them: they need a GPU or the simulator).
 See cuda_support.py for how this module runs when there is no GPU.
 """
 
+import dataclasses
 import pathlib
 
 import numpy as np
@@ -22,10 +24,12 @@ from test_docs import python_blocks  # noqa: E402
 
 import kernels  # noqa: E402
 import kernels.cuda.reduce as reduce_module  # noqa: E402
-import scratchnet.functional as F  # noqa: E402
-from scratchnet import Tensor, nn, no_grad, optim, style  # noqa: E402
+from scratchnet import Tensor, nn  # noqa: E402
 from scratchnet.device import CUDA_KERNELS, CudaArray, kernels_for, to_device  # noqa: E402
+from scratchnet.face import load_encoder  # noqa: E402
+from scratchnet.face.training import TrainingSettings, train  # noqa: E402
 from scratchnet.models import vgg19  # noqa: E402
+from scratchnet.style_transfer import Settings, StyleTransfer  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 rng = np.random.default_rng(0)
@@ -283,52 +287,85 @@ def test_batch_norm_on_the_gpu_matches_the_cpu():
 
 # ------------------------------------------------- the two applications, end to end
 
-def style_iteration(device):
-    """J and dJ/dG of a small VGG19 style-transfer iteration, computed on `device`."""
-    model = vgg19(weights="random", widths=(2, 2, 3, 3, 3), note=None).to(device)
-    images = np.random.default_rng(1).random((3, 1, 3, 4, 4), dtype=np.float32)
-    layers = [("conv1_1", 0.5), ("conv2_1", 0.5)]
-    with no_grad():
-        a_C = model.features(model.preprocess(Tensor(images[0], device=device)), ["conv2_1"])
-        a_S = model.features(model.preprocess(Tensor(images[1], device=device)),
-                             ["conv1_1", "conv2_1"])
-    G = Tensor(images[2], requires_grad=True, device=device)
-    a_G = model.features(model.preprocess(G), ["conv1_1", "conv2_1"])
-    J = style.total_cost(style.content_cost(a_C["conv2_1"], a_G["conv2_1"]),
-                         style.style_cost(a_S, a_G, layers))
-    J.backward()
-    return J.item(), to_device(G.grad, "cpu")
+def tiny_style_problem(device):
+    """StyleTransfer with a VGG19 of widths 2-3 on 4 x 4 pictures, on `device`."""
+    model = vgg19(weights="random", widths=(2, 2, 3, 3, 3), note=None)
+    content, style_image = np.random.default_rng(1).random((2, 3, 4, 4), dtype=np.float32)
+    settings = Settings(content_layer="conv2_1", style_layers=(("conv1_1", 0.5), ("conv2_1", 0.5)),
+                        tv_weight=0.1, iterations=1, print_every=0, device=device)
+    return StyleTransfer(model, content, [style_image], settings)
 
 
-def test_style_iteration_on_the_gpu_matches_the_cpu():
-    J_cpu, grad_cpu = style_iteration("cpu")
-    J_gpu, grad_gpu = style_iteration("cuda")
-    np.testing.assert_allclose(J_gpu, J_cpu, rtol=1e-5)
+def recording(cost, seen):
+    """`cost` that also keeps each G it is given in the list `seen`."""
+    def cost_and_record(G):
+        seen.append(G)
+        return cost(G)
+    return cost_and_record
+
+
+def test_style_transfer_on_the_gpu_matches_the_cpu():
+    """One Adam iteration: J and its parts, dJ/dG, and G after the step, on either device."""
+    runs = {}
+    for device in ("cpu", "cuda"):
+        problem, seen = tiny_style_problem(device), []
+        problem.cost = recording(problem.cost, seen)
+        result = problem.run()
+        (G,) = seen                     # the one G evaluated; its grad is dJ/dG at iteration 0
+        runs[device] = result, G, to_device(G.grad, "cpu")
+    assert isinstance(problem.a_C.data, CudaArray)           # the targets live on the GPU
+    assert all(isinstance(t.data, CudaArray) for t in problem.style_targets.values())
+    assert all(p.device == "cuda" for p in problem.model.parameters())
+    (run_cpu, _, grad_cpu), (run_gpu, G_gpu, grad_gpu) = runs["cpu"], runs["cuda"]
+    assert G_gpu.device == "cuda"
+    assert run_cpu.history[0]["J_tv"] > 0
+    for name in ("J", "J_content", "J_style", "J_tv"):
+        np.testing.assert_allclose(run_gpu.history[0][name], run_cpu.history[0][name],
+                                   rtol=1e-5, err_msg=name)
     np.testing.assert_allclose(grad_gpu, grad_cpu, rtol=1e-4, atol=1e-5 * np.abs(grad_cpu).max())
+    # G after the Adam step and the clipping, handed back as NumPy
+    assert type(run_gpu.image) is np.ndarray and run_gpu.image.dtype == np.float32
+    assert all(type(image) is np.ndarray for _, image in run_gpu.snapshots)
+    np.testing.assert_allclose(run_gpu.image, run_cpu.image, atol=1e-6)
+    assert not np.array_equal(run_cpu.image, run_cpu.snapshots[0][1])     # the step moved G
 
 
-def face_training_step(device):
-    """A small conv encoder's triplet loss, and its weights after one Adam step, on `device`."""
-    nn.manual_seed(0)
-    encoder = nn.Sequential(nn.Conv2d(3, 2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                            nn.Flatten(), nn.Linear(2, 4)).to(device)
-    optimizer = optim.Adam(encoder.parameters(), lr=0.01)
-    images = Tensor(np.random.default_rng(2).random((4, 3, 2, 2), dtype=np.float32),
-                    device=device)
-    loss, active = F.batch_triplet_loss(F.normalize(encoder(images)), np.array([0, 0, 1, 1]),
-                                        alpha=0.5)
-    loss.backward()
-    optimizer.step()
-    return loss.item(), active, encoder.state_dict()
+class StopTraining(Exception):
+    pass
 
 
-def test_face_training_step_on_the_gpu_matches_the_cpu():
-    loss_cpu, active_cpu, weights_cpu = face_training_step("cpu")
-    loss_gpu, active_gpu, weights_gpu = face_training_step("cuda")
-    assert active_gpu == active_cpu > 0
-    np.testing.assert_allclose(loss_gpu, loss_cpu, rtol=1e-5)
-    for name, value in weights_cpu.items():
-        np.testing.assert_allclose(weights_gpu[name], value, rtol=1e-5, atol=1e-6)
+def stop_after_step_1(report):
+    if report.step == 1:
+        raise StopTraining
+
+
+def test_face_training_resumed_on_the_gpu_matches_the_cpu(tmp_path):
+    """Step 1 on the CPU, checkpoint, step 2 on the GPU: the same as both steps on the CPU."""
+    pictures = np.random.default_rng(4).random((14, 3, 2, 2), dtype=np.float32)
+    training = pictures[:8], np.repeat(np.arange(4), 2)
+    validation = pictures[8:], np.repeat(np.arange(3), 2)
+    settings = TrainingSettings(steps=2, identities_per_batch=2, pictures_per_identity=2,
+                                width=2, blocks=1, downsample=1, embedding_size=4,
+                                validation_pairs=12, validate_every=2, checkpoint_every=1)
+    whole, whole_history = train(*training, validation, settings, note=None)
+    checkpoint = tmp_path / "run.checkpoint.npz"
+    with pytest.raises(StopTraining):
+        train(*training, validation, settings, checkpoint=checkpoint, report=stop_after_step_1,
+              note=None)
+    on_gpu = dataclasses.replace(settings, device="cuda")   # the device may change on resume
+    resumed, resumed_history = train(*training, validation, on_gpu, checkpoint=checkpoint,
+                                     resume=True, note=None)
+    assert resumed.device == "cuda"
+    (cpu_step,), (gpu_step,) = whole_history, resumed_history
+    assert gpu_step.step == 2 and gpu_step.active == cpu_step.active > 0
+    np.testing.assert_allclose(gpu_step.loss, cpu_step.loss, rtol=1e-5)
+    # the validation embeddings (made on the GPU, returned as NumPy) give the same accuracy and tau
+    assert gpu_step.validation_accuracy == cpu_step.validation_accuracy
+    np.testing.assert_allclose(resumed.tau, whole.tau, rtol=1e-4)
+    # the checkpoint written from the GPU after step 2 holds NumPy arrays, the CPU run's weights
+    saved = load_encoder(checkpoint).network.state_dict()
+    for name, value in whole.network.state_dict().items():
+        np.testing.assert_allclose(saved[name], value, rtol=1e-5, atol=1e-6, err_msg=name)
 
 
 def test_the_gpu_page_examples_run():
