@@ -14,7 +14,7 @@ The peer is dlib's Python module (the `dlib-bin` wheel, say) on the same
 chips and photograph; "x dlib" is scratchnet's median over dlib's. The
 agreement column gives the largest |difference| of the descriptors, or
 whether the detected boxes are the same. Chips are cut by dlib from the
-photographs in tests/data/faces (random chips when dlib is absent: the
+photographs in scratchnet/data/faces (random chips when dlib is absent: the
 time does not depend on the content). Needs the model files
 (`pip install 'scratchnet[pretrained]'`).
 """
@@ -38,7 +38,7 @@ try:
 except ImportError:
     dlib = None
 
-PHOTOS = pathlib.Path(__file__).resolve().parent.parent / "tests" / "data" / "faces"
+PHOTOS = pathlib.Path(__file__).resolve().parent.parent / "scratchnet" / "data" / "faces"
 
 
 def photographs():

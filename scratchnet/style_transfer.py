@@ -84,7 +84,7 @@ import time
 import numpy as np
 
 from .device import check_device, to_device
-from .io.images import preserve_colours
+from .io.images import image_strip, preserve_colours
 from .nn import Parameter
 from .optim import Adam
 from .style import (
@@ -319,6 +319,15 @@ def transfer(content, styles, settings=None, model=None, callback=None, log=None
 
         model = vgg19()
     return StyleTransfer(model, content, styles, settings).run(callback, log)
+
+
+def progression_strip(content, styles, result, height=128):
+    """C, each S, then G at each kept iteration (Result.snapshots), side by side and labelled."""
+    labels = ["content"] + (["style"] if len(styles) == 1 else
+                            [f"style {i + 1}" for i in range(len(styles))])
+    labels += [f"iteration {iteration}" for iteration, _ in result.snapshots]
+    pictures = [content, *styles] + [image for _, image in result.snapshots]
+    return image_strip(pictures, labels, height=min(height, result.image.shape[1]))
 
 
 def format_progress(p):

@@ -1,6 +1,6 @@
-"""Test photos with faces (tests/data/faces) and their transformed copies, with dlib's boxes.
+"""Test photos with faces (scratchnet/data/faces) and their transformed copies, with dlib's boxes.
 
-The two photos ship with the project (public domain; see tests/data/faces/LICENSES.md).
+The two photos ship with the project (public domain; see scratchnet/data/LICENSES.md).
 The copies are made here, at test time, so that only the originals are stored:
 
     mirror   flipped left-right
@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-FACES_DIR = os.path.join(os.path.dirname(__file__), "data", "faces")
+FACES_DIR = os.path.join(os.path.dirname(__file__), os.pardir, "scratchnet", "data", "faces")
 PHOTOS = ("astronaut.jpg", "grace_hopper.jpg")
 COPIES = ("original", "mirror", "half", "double", "triple", "cut")
 

@@ -1,6 +1,6 @@
 """`scratchnet face ... --model dlib` and `scratchnet face detect`: dlib's models on whole photos.
 
-The photos are tests/data/faces (one face each), the mirror image of one, a
+The photos are scratchnet/data/faces (one face each), the mirror image of one, a
 "group" photo made here by putting the two side by side (two faces), and a
 sample picture without a face (scratchnet/data/brick.jpg). Tests that run the
 models skip when dlib's model files are not installed; the others (help,
@@ -38,7 +38,7 @@ from scratchnet.face.dlib.pipeline import (
 )
 from scratchnet.face.dlib.resnet import load_face_resnet
 
-FACES = os.path.join(os.path.dirname(__file__), "data", "faces")
+FACES = os.path.join(os.path.dirname(__file__), os.pardir, "scratchnet", "data", "faces")
 ASTRONAUT = os.path.join(FACES, "astronaut.jpg")
 HOPPER = os.path.join(FACES, "grace_hopper.jpg")
 NO_FACE = str(sample_path("brick"))

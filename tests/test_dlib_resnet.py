@@ -38,7 +38,7 @@ from scratchnet.face.dlib.files import ModelFileNotFound, find_model_file
 from scratchnet.io.dlib_dnn import TAG_OR_SKIP, read_dlib_network, read_dlib_network_file
 from scratchnet.io.dlib_format import DlibFormatError
 
-PHOTOS = pathlib.Path(__file__).parent / "data" / "faces"
+PHOTOS = pathlib.Path(__file__).parent.parent / "scratchnet" / "data" / "faces"
 
 
 def test_module_doctests():

@@ -34,7 +34,6 @@ import contextlib
 import json
 import os
 import sys
-import tempfile
 import time
 
 import numpy as np
@@ -51,8 +50,6 @@ from ..face import (
     load_face_image,
     load_image_folder,
     read_lfw_pairs,
-    roc_curve,
-    roc_picture,
     synthetic_faces,
     train,
 )
@@ -438,10 +435,11 @@ def run_evaluate(args):
     report["seconds"] = round(time.perf_counter() - started, 2)
     seed = args.seed if args.data is None else 0
     if args.roc:
-        _draw_roc(encoder, images, labels, args.pairs, seed, classifiers, args.roc)
+        pictures.draw_roc(encoder, images, labels, args.pairs, seed, classifiers, args.roc)
         note(f"wrote {args.roc}")
     if args.pictures:
-        _write_pictures(encoder, images, labels, args, seed, classifiers)
+        pictures.write_evaluation_pictures(encoder, images, labels, args.pictures, args.pairs,
+                                           args.enrolled, seed, classifiers)
         note(f"wrote roc.png, triplets.png and identifications.png in {args.pictures}")
     if args.json:
         print(json.dumps(report))
@@ -449,36 +447,6 @@ def run_evaluate(args):
         for key, value in report.items():
             print(f"{key:<28} {value:.4f}" if isinstance(value, float) else f"{key:<28} {value}")
     return 0
-
-
-def _draw_roc(encoder, images, labels, n_pairs, seed, classifiers, path):
-    embeddings, (first, second, same) = evaluation.pair_embeddings(
-        encoder, images, labels, n_pairs, seed)
-    distances = evaluation.squared_distances(embeddings, first, second)
-    curves = {"d = ||f(x1) - f(x2)||^2": roc_curve(distances, same)[:2]}
-    for kind, classifier in classifiers.items():
-        probability = classifier.predict_proba(embeddings[first], embeddings[second])
-        curves[f"classifier ({kind})"] = roc_curve(1 - probability, same)[:2]
-    roc_picture(curves, path, log_far=True)
-
-
-def _write_pictures(encoder, images, labels, args, seed, classifiers):
-    """The ROC curve, hard triplets, and identifications of 4 enrolled persons and 2 others."""
-    os.makedirs(args.pictures, exist_ok=True)
-    _draw_roc(encoder, images, labels, args.pairs, seed, classifiers,
-              os.path.join(args.pictures, "roc.png"))
-    save_image(pictures.hard_triplets(encoder, images, labels, seed=seed),
-               os.path.join(args.pictures, "triplets.png"))
-    members, strangers = evaluation.split_persons(labels, args.enrolled, seed)
-    shown = {str(person): images[np.flatnonzero(labels == person)[0]] for person in members}
-    with tempfile.TemporaryDirectory() as folder:
-        database = FaceDatabase(os.path.join(folder, "enrolled.npz"), encoder)
-        database.enroll_embeddings(list(shown), encoder(np.stack(list(shown.values()))))
-        queries = [np.flatnonzero(labels == person)[1] for person in members[:4]]
-        queries += [np.flatnonzero(labels == person)[0] for person in strangers[:2]]
-        truths = [str(person) for person in members[:4]] + [None, None]
-        sheet = pictures.identifications(database, shown, images[queries], truths)
-    save_image(sheet, os.path.join(args.pictures, "identifications.png"))
 
 
 # ------------------------------------------------------------------ the database

@@ -25,9 +25,9 @@ import numpy as np
 from ..data import sample_path
 from ..device import DEVICES, to_device
 from ..io import VGG19_CONV_LAYERS, WeightsFormatError
-from ..io.images import image_strip, load_image, save_image
+from ..io.images import load_image, save_image
 from ..models import vgg19
-from ..style_transfer import INITS, OPTIMIZERS, Settings, StyleTransfer
+from ..style_transfer import INITS, OPTIMIZERS, Settings, StyleTransfer, progression_strip
 from . import InputError
 
 DEMO_FOLDER = "style-demo"
@@ -162,7 +162,8 @@ def run(args):
     seconds = time.perf_counter() - started
     save_image(result.image, job.output)
     if job.progression is not None:
-        save_image(_strip(job, result), job.progression)
+        save_image(progression_strip(job.extras["content"], job.extras["styles"], result,
+                                     height=STRIP_HEIGHT), job.progression)
     return _report(job, result, seconds)
 
 
@@ -292,17 +293,6 @@ def _model(weights, pooling):
         return vgg19(weights=weights, pooling=pooling, note=_note)
     except (OSError, WeightsFormatError, ValueError) as error:
         raise InputError(f"weights: {error}") from error
-
-
-def _strip(job, result):
-    """C, S, then G at each kept iteration, side by side and labelled."""
-    pictures = [job.extras["content"], *job.extras["styles"]]
-    labels = ["content"] + [f"style {i + 1}" if len(job.extras["styles"]) > 1 else "style"
-                            for i in range(len(job.extras["styles"]))]
-    for iteration, image in result.snapshots:
-        pictures.append(image)
-        labels.append(f"iteration {iteration}")
-    return image_strip(pictures, labels, height=min(STRIP_HEIGHT, result.image.shape[1]))
 
 
 def _report(job, result, seconds):

@@ -3,7 +3,8 @@
 Four photographs to use as the content image C and four textures to use as the style
 image S, each at most 256 pixels on its longest side. All are CC0 or public domain;
 LICENSES.md in this folder gives each file's source and licence, and `SAMPLES` holds
-the same facts for code.
+the same facts for code. Two full-resolution photos with a face (faces/, `FACE_PHOTOS`,
+`face_photo_path`) feed dlib's pretrained face pipeline.
 
 >>> from scratchnet.data import SAMPLES, sample_path
 >>> sorted(name for name, sample in SAMPLES.items() if sample.role == "style")
@@ -61,6 +62,21 @@ SAMPLES = {
         "Hubble eXtreme Deep Field, NASA, from HubbleSite (2012 release 37), via scikit-image",
         "public domain"),
 }
+
+
+FACE_PHOTOS = {             # full-resolution photos with one face each, in faces/
+    "astronaut": Sample("faces/astronaut.jpg", "face", "Eileen Collins, NASA astronaut; NASA "
+                        "Great Images database, via scikit-image", "public domain"),
+    "grace_hopper": Sample("faces/grace_hopper.jpg", "face", "Rear Admiral Grace Hopper, "
+                           "official US Navy portrait, via matplotlib", "public domain"),
+}
+
+
+def face_photo_path(name):
+    """The path (a pathlib.Path) of the photo with a face called `name`, a key of FACE_PHOTOS."""
+    if name not in FACE_PHOTOS:
+        raise ValueError(f"name: expected one of {sorted(FACE_PHOTOS)}, got {name!r}")
+    return FOLDER / FACE_PHOTOS[name].file
 
 
 def sample_path(name):

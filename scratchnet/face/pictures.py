@@ -10,11 +10,21 @@ d(A, P) - d(A, N) + alpha > 0.
 the enrolled picture of the person they were recognised as, or a grey
 square for "not recognized" (answer "nobody"), with d.
 Save either with scratchnet.io.images.save_image.
+
+`draw_roc` and `write_evaluation_pictures` draw what `scratchnet face evaluate
+--roc / --pictures` writes: the ROC of d and of the pair classifiers, hard
+triplets, and identifications among K enrolled persons.
 """
+
+import os
+import tempfile
 
 import numpy as np
 
-from ..io.images import image_strip
+from ..io.images import image_strip, save_image
+from . import evaluation
+from .database import FaceDatabase
+from .metrics import roc_curve, roc_picture
 
 ROW_GAP = 6          # white pixels between rows
 PICTURE_HEIGHT = 128
@@ -70,3 +80,35 @@ def stack_rows(rows):
         canvas[:, :row.shape[1], :row.shape[2]] = row
         padded.append(canvas)
     return np.concatenate(padded, axis=1)[:, :-ROW_GAP]   # rows stacked along H
+
+
+def draw_roc(encoder, images, labels, n_pairs, seed, classifiers, path):
+    """The ROC of d = ||f(x1) - f(x2)||^2 and of each pair classifier, to a PNG at `path`."""
+    embeddings, (first, second, same) = evaluation.pair_embeddings(
+        encoder, images, labels, n_pairs, seed)
+    distances = evaluation.squared_distances(embeddings, first, second)
+    curves = {"d = ||f(x1) - f(x2)||^2": roc_curve(distances, same)[:2]}
+    for kind, classifier in (classifiers or {}).items():
+        probability = classifier.predict_proba(embeddings[first], embeddings[second])
+        curves[f"classifier ({kind})"] = roc_curve(1 - probability, same)[:2]
+    roc_picture(curves, path, log_far=True)
+
+
+def write_evaluation_pictures(encoder, images, labels, folder, n_pairs, enrolled, seed,
+                              classifiers=None):
+    """roc.png, triplets.png and identifications.png (4 enrolled persons, 2 others) in `folder`."""
+    os.makedirs(folder, exist_ok=True)
+    draw_roc(encoder, images, labels, n_pairs, seed, classifiers,
+             os.path.join(folder, "roc.png"))
+    save_image(hard_triplets(encoder, images, labels, seed=seed),
+               os.path.join(folder, "triplets.png"))
+    members, strangers = evaluation.split_persons(labels, enrolled, seed)
+    shown = {str(person): images[np.flatnonzero(labels == person)[0]] for person in members}
+    with tempfile.TemporaryDirectory() as scratch:
+        database = FaceDatabase(os.path.join(scratch, "enrolled.npz"), encoder)
+        database.enroll_embeddings(list(shown), encoder(np.stack(list(shown.values()))))
+        queries = [np.flatnonzero(labels == person)[1] for person in members[:4]]
+        queries += [np.flatnonzero(labels == person)[0] for person in strangers[:2]]
+        truths = [str(person) for person in members[:4]] + [None, None]
+        sheet = identifications(database, shown, images[queries], truths)
+    save_image(sheet, os.path.join(folder, "identifications.png"))
