@@ -7,8 +7,15 @@
         face verification and recognition (scratchnet/commands/face.py)
     scratchnet style CONTENT STYLE [STYLE ...] -o OUT.png [options] | --demo [FOLDER]
         neural style transfer (scratchnet/commands/style.py)
+    scratchnet visualize [--model vgg19|face|dlib|PATH] [--layers L ...] -o OUT.png | --summary
+        the nine patches that excite units most, activation maximisation, model summaries
+        (scratchnet/commands/visualize.py)
     scratchnet weights info [PATH] | convert IN OUT.npz
         find, inspect and convert VGG19 weight files (scratchnet/commands/weights.py)
+    scratchnet task heartbeats | volumes [--quick] [--seed S] [--out DIR]
+        a 1D and a 3D ConvNet trained on generated data (scratchnet/commands/tasks.py)
+    scratchnet tour [--out DIR] [--quick] [--only PART ...]
+        the course end to end, written up as DIR/index.html (scratchnet/commands/tour.py)
 
 Each subcommand has --help.
 """
@@ -19,6 +26,9 @@ import time
 
 from .commands import face as face_command
 from .commands import style as style_command
+from .commands import tasks as tasks_command
+from .commands import visualize as visualize_command
+from .commands import tour as tour_command
 from .commands import weights as weights_command
 
 
@@ -59,7 +69,10 @@ def build_parser():
     check.set_defaults(run=_check)
     face_command.add_parser(commands)
     style_command.add_parser(commands)
+    visualize_command.add_parser(commands)
     weights_command.add_parser(commands)
+    tasks_command.add_parser(commands)
+    tour_command.add_parser(commands)
     return parser
 
 

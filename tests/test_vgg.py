@@ -2,6 +2,7 @@
 preprocessing, the random-weights fallback, and weights that do not fit."""
 
 import doctest
+import re
 
 import naive_conv
 import naive_pool
@@ -244,7 +245,9 @@ def test_bad_arguments_are_named():
 
 
 def test_summary_lists_every_layer_with_its_shape(tiny):
-    text = tiny.summary(32, 32)
+    text = tiny.summary((3, 32, 32), print_fn=None)
     for name in PAPER_ORDER:
         assert name in text
-    assert "conv5_4  (N, 5, 2, 2)" in text
+    assert re.search(r"conv5_4 \(Conv2d\+ReLU\) +\(N, 5, 2, 2\) +230 ", text)  # 5*5*9 + 5
+    assert text.endswith("Shapes: 32x32x3 -> 32x32x2 -> 16x16x2 -> 16x16x3 -> 8x8x3 -> 8x8x4 "
+                         "-> 4x4x4 -> 4x4x5 -> 2x2x5")  # pool4 and conv5_x: one shape, written once

@@ -86,6 +86,13 @@ class FaceEncoder(Module):
                 "image_size": self.image_size, "blocks": self.blocks,
                 "downsample": self.downsample}
 
+    def named_layers(self):
+        """The network as a chain (scratchnet.visualize): shrink, block1 ... blockB, flatten,
+        embedding; forward runs them in this order, then divides by the L2 norm."""
+        blocks = [(f"block{b + 1}", block) for b, block in enumerate(self.features)]
+        return ([("shrink", self.shrink)] + blocks
+                + [("flatten", self.flatten), ("embedding", self.embedding)])
+
     def forward(self, x):
         if x.ndim != 4 or x.shape[1:] != (3, self.image_size, self.image_size):
             raise ValueError(f"x: expected (N, 3, {self.image_size}, {self.image_size}) images, "

@@ -44,6 +44,10 @@ Each source of weights carries its input recipe (scratchnet.io.Preprocess):
 `model.preprocess(images)` maps RGB images in [0, 1], (N, 3, n_H, n_W), to
 what the weights expect, and `model.deprocess` maps back.
 
+`model.summary((3, n_H, n_W))` lists every layer with its output shape,
+parameter count and receptive field; `named_layers()` gives the layers as the
+chain that scratchnet.visualize walks to show what their units respond to.
+
 >>> import numpy as np
 >>> model = vgg19(weights="random", widths=(2, 3, 4, 5, 5))
 >>> x = model.preprocess(np.full((1, 3, 32, 32), 0.5, dtype=np.float32))
@@ -66,7 +70,7 @@ from ..io import (
     expected_shapes,
     load_vgg19_weights,
 )
-from ..nn import AvgPool2d, Conv2d, MaxPool2d, Module, init
+from ..nn import AvgPool2d, Conv2d, MaxPool2d, Module, ReLU, Sequential, init
 from ..tensor import Tensor
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -227,22 +231,22 @@ class VGG19(Module):
         # pi is its own inverse (identity or reversal)
         return rgb[:, recipe.channel_permutation] if recipe.channel_order == "BGR" else rgb
 
-    def summary(self, n_H=224, n_W=224):
-        """A table: each layer, its output shape for an (n_H, n_W) input, its parameter count."""
-        lines = [f"VGG19 ({self.pooling} pooling, weights: {self.weights_source})"]
-        n_C = 3
-        total = 0
+    def named_layers(self):
+        """The network as a chain (scratchnet.visualize): conv1_1 ... conv5_4, each a
+        Sequential of the conv and its ReLU (so a^[l] is its output), and pool1 ... pool4.
+
+        Running them in order on x gives the activations that features(x) returns.
+        """
+        layers = []
         for name in self.layer_names:
-            conv = getattr(self, name)
-            n_C = conv.out_channels
-            count = conv.weight.size + conv.bias.size
-            total += count
-            lines.append(f"  {name:8s} (N, {n_C}, {n_H}, {n_W})  {count:,} parameters")
+            layers.append((name, Sequential(getattr(self, name), ReLU())))
             if name in POOL_AFTER:
-                n_H, n_W = n_H // 2, n_W // 2
-                lines.append(f"  {POOL_AFTER[name]:8s} (N, {n_C}, {n_H}, {n_W})")
-        lines.append(f"  total {total:,} parameters")
-        return "\n".join(lines)
+                layers.append((POOL_AFTER[name], getattr(self, POOL_AFTER[name])))
+        return layers
+
+    def input_from_rgb(self, images):
+        """RGB images in [0, 1] -> the network's input: `preprocess` (for scratchnet.visualize)."""
+        return self.preprocess(images)
 
     def extra_repr(self):
         return f"pooling={self.pooling!r}, widths={self.widths}"

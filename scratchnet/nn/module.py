@@ -324,6 +324,19 @@ class Module:
                     arrays[_join(prefix, name)] = array
         return arrays
 
+    # ----------------------------------------------------------------- summary
+    def summary(self, input_shape, print_fn=print):
+        """Print (through print_fn, line by line; None: silent) and return a table: per layer
+        its output shape, parameter count and receptive field, then the total number of
+        parameters and the chain of shapes in the slides' notation (14 -> 10x16 -> 6x32).
+
+        `input_shape` is (C, *spatial) or (N, C, *spatial). The table is made by
+        scratchnet.visualize.model_summary, next to the receptive-field arithmetic it uses.
+        """
+        from ..visualize.model_summary import summary  # imported here: it builds on scratchnet.nn
+
+        return summary(self, input_shape, print_fn)
+
     # -------------------------------------------------------------------- repr
     def extra_repr(self):
         """The layer's settings, shown inside the parentheses of its repr."""

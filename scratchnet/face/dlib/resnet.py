@@ -52,7 +52,7 @@ import numpy as np
 from ... import functional as F
 from ...io.dlib_dnn import TAG_OR_SKIP, read_dlib_network_file
 from ...io.dlib_format import DlibFormatError
-from ...nn import Conv2d, Module, Parameter, Sequential
+from ...nn import AvgPool2d, Conv2d, Identity, MaxPool2d, Module, Parameter, ReLU, Sequential
 from ...tensor import Tensor, no_grad
 from .files import find_model_file
 
@@ -102,6 +102,10 @@ class ConvAffine(Module):
         self.conv.bias.data[...] = conv_record.values["bias"]
         self.affine = ChannelAffine(affine_record.values["gamma"], affine_record.values["beta"])
 
+    def named_layers(self):
+        """conv then affine, as a chain (scratchnet.visualize)."""
+        return [("conv", self.conv), ("affine", self.affine)]
+
     def forward(self, x):
         return self.affine(self.conv(x))
 
@@ -113,6 +117,11 @@ class ResidualUnit(Module):
         super().__init__()
         self.first, self.second = first, second
         self.pool = pool  # (size, stride) of the shortcut's average pool, or None
+
+    def paths(self):
+        """The two summed paths as modules (scratchnet.visualize): the branch and the shortcut."""
+        shortcut = Identity() if self.pool is None else AvgPool2d(*self.pool)
+        return [Sequential(self.first, ReLU(), self.second), shortcut]
 
     def forward(self, a):
         branch = self.second(F.relu(self.first(a)))
@@ -138,6 +147,21 @@ class FaceResNet(Module):
         x = (chips.astype(np.float32) - self.mean_rgb) / np.float32(256)
         return np.ascontiguousarray(x.transpose(0, 3, 1, 2))  # (N, H, W, C) -> (N, C, H, W)
 
+    def named_layers(self):
+        """The network as a chain (scratchnet.visualize): stem (conv, affine, ReLU), pool,
+        unit1 ... unit14 and head; forward runs the same operations in this order."""
+        units = [(f"unit{u + 1}", unit) for u, unit in enumerate(self.units)]
+        return ([("stem", Sequential(self.stem, ReLU())), ("pool", MaxPool2d(*self.pool))]
+                + units + [("head", DescriptorHead(self.fc_weight))])
+
+    def input_from_rgb(self, images):
+        """RGB images in [0, 1], (N, 3, n_H, n_W), array or Tensor -> a^[0] = (255 x - mean) / 256.
+
+        The same a^[0] as `preprocess` gives for 8-bit chips, for any picture size.
+        """
+        mean = self.mean_rgb.reshape(1, 3, 1, 1)
+        return (images * np.float32(255) - mean) / np.float32(256)
+
     def forward(self, x):
         a = F.relu(self.stem(x))
         a = F.max_pool2d(a, self.pool[0], self.pool[1])
@@ -153,6 +177,18 @@ class FaceResNet(Module):
             for start in range(0, len(x), batch_size):
                 parts.append(self(Tensor(x[start:start + batch_size])).data)
         return np.concatenate(parts) if parts else np.zeros((0, 128), dtype=np.float32)
+
+
+class DescriptorHead(Module):
+    """Global average pool then fc without bias: (N, 256, n_H, n_W) -> (N, 128)."""
+
+    def __init__(self, fc_weight):
+        super().__init__()
+        self.fc_weight = fc_weight  # the FaceResNet's own Parameter, shared
+
+    def forward(self, a):
+        pooled = F.mean(a, axis=(2, 3))  # (N, C, H, W) -> (N, C)
+        return F.linear(pooled, self.fc_weight)
 
 
 def check_chips(chips):

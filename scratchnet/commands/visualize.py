@@ -1,0 +1,215 @@
+"""`scratchnet visualize`: what the units of a ConvNet respond to, as a picture.
+
+    scratchnet visualize [--model vgg19|face|dlib|PATH] [--weights W] -o OUT.png
+                         [--layers L ...] [--units K | --unit U ...]
+                         [--images DIR | --demo] [--count N] [--size S] [--maximize]
+    scratchnet visualize --model M --summary
+
+writes the nine-patch figure (one row per layer, K units per row, the nine
+patches of the images that excite each unit most), or with --maximize the
+activation-maximisation images of the same units. Progress goes to stderr.
+
+Exit status: 0 when the picture is written; 2 for bad input (an unknown
+layer or unit, a missing model file or image folder).
+"""
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+from .. import visualize
+from ..visualize.layers import check_layer
+from ..face.datasets import IMAGE_EXTENSIONS
+from ..face.dlib.files import ModelFileNotFound
+from ..face.dlib.resnet import CHIP_SIZE, load_face_resnet
+from ..face.encoder import load_encoder
+from ..face.synthetic import synthetic_faces
+from ..io.images import load_image, resize_image, save_image
+from ..models import FaceEncoder, vgg19
+from . import InputError
+
+DEFAULT_SIZE = {"vgg19": 128, "dlib": CHIP_SIZE}    # the face encoder: its image_size
+MAXIMIZE_SIZE = 96
+FACES_PER_PERSON = 4
+
+EXAMPLES = """examples:
+  scratchnet visualize -o vgg19.png                     (VGG19, the shipped photos)
+  scratchnet visualize --layers conv3_1 --unit 5 --unit 9 -o conv3_1.png
+  scratchnet visualize --images my_photos/ --count 64 -o patches.png
+  scratchnet visualize --model face.npz -o face.png     (an encoder from `scratchnet face train`)
+  scratchnet visualize --model dlib -o dlib.png         (dlib's face ResNet, scratchnet[pretrained])
+  scratchnet visualize --layers conv2_1 conv4_1 --maximize -o maximized.png
+  scratchnet visualize --model vgg19 --summary          (layers, shapes, receptive fields)
+
+Models: vgg19 (weights as for `scratchnet style`: --weights, or the usual places,
+else random weights), face (a face encoder file given with --weights, else an
+untrained one), dlib (dlib's face ResNet file, found as `scratchnet face` finds it,
+or given with --weights), or the path of a face encoder file.
+Default layers: the first layer at each new resolution (VGG19: conv1_1 ... conv5_1)."""
+
+
+def add_parser(commands):
+    parser = commands.add_parser(
+        "visualize",
+        help="the nine patches that excite units of a ConvNet most",
+        description="Scan a set of images through a ConvNet and show, for a few units "
+        "(channels) of each layer, the nine input patches that excite it most: each patch is "
+        "the unit's exact receptive field (stripes where it runs off the picture). With "
+        "--maximize, draw the image that excites each unit by gradient ascent instead.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--model", default="vgg19", metavar="vgg19|face|dlib|PATH",
+                        help="the network (default vgg19)")
+    parser.add_argument("--weights", metavar="W", help="its weights file (see below)")
+    parser.add_argument("-o", "--output", metavar="OUT.png", help="the picture to write")
+    parser.add_argument("--layers", nargs="+", metavar="L",
+                        help="layer names (default: one per resolution, up to five)")
+    parser.add_argument("--units", type=int, default=4, metavar="K",
+                        help="units per layer, the K most excited (default 4)")
+    parser.add_argument("--unit", type=int, action="append", metavar="U",
+                        help="show channel U of every layer (repeatable; replaces --units)")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--images", metavar="DIR",
+                        help="scan the pictures in DIR (centre squares of --size pixels)")
+    source.add_argument("--demo", action="store_true",
+                        help="scan the shipped photos (synthetic faces for face models); "
+                        "the default")
+    parser.add_argument("--count", type=int, default=16, metavar="N",
+                        help="how many demo images (default 16)")
+    parser.add_argument("--size", type=int, metavar="S",
+                        help="image side in pixels (default 128, 96 with --maximize; face "
+                        "models: their input size)")
+    parser.add_argument("--any-position", action="store_true",
+                        help="allow several patches from one image (default: one per image)")
+    parser.add_argument("--maximize", action="store_true",
+                        help="activation maximisation instead of nine patches")
+    parser.add_argument("--steps", type=int, default=60,
+                        help="gradient-ascent steps with --maximize (default 60)")
+    parser.add_argument("--summary", action="store_true",
+                        help="print the model's summary (shapes, parameters, receptive fields)"
+                        " and stop")
+    parser.set_defaults(run=_reporting_input_errors(_visualize))
+    return parser
+
+
+def _reporting_input_errors(action):
+    def run(args):
+        try:
+            return action(args)
+        except InputError as error:
+            print(f"scratchnet visualize: error: {error}", file=sys.stderr)
+            return 2
+    return run
+
+
+def _visualize(args):
+    name, model = _load_model(args.model, args.weights)
+    size = args.size or DEFAULT_SIZE.get(name) or model.image_size
+    if args.maximize and not args.size:
+        size = MAXIMIZE_SIZE
+    if args.summary:
+        model.summary((3, size, size))
+        return 0
+    if not args.output:
+        raise InputError("-o OUT.png is needed (or --summary)")
+    _check_positive("--units", args.units)
+    _check_positive("--count", args.count)
+    _check_positive("--size", size)
+    layers = args.layers or visualize.default_layers(model)
+    started = time.perf_counter()
+    try:
+        for layer in layers:
+            check_layer(model, layer)  # before a long scan
+        if args.maximize:
+            picture = _maximized(model, layers, args, size)
+        else:
+            images = _images(args, name, size)
+            picture = _patches(model, layers, images, args)
+        save_image(picture, args.output)
+    except ValueError as error:  # an unknown layer or unit, an unusable picture
+        raise InputError(str(error)) from None
+    print(f"wrote {args.output} ({', '.join(layers)}; {time.perf_counter() - started:.1f} s)")
+    return 0
+
+
+def _patches(model, layers, images, args):
+    _note(f"scanning {len(images)} images of {images.shape[2]}x{images.shape[3]} through "
+          f"{', '.join(layers)}")
+    units = {layer: args.unit for layer in layers} if args.unit else None
+    return visualize.layer_figure(
+        model, layers, images, units_per_layer=args.units, units=units,
+        distinct_images=not args.any_position,
+        progress=lambda done, total: _note(f"  {done}/{total} images"))
+
+
+def _maximized(model, layers, args, size):
+    units = args.unit or list(range(args.units))
+    return visualize.maximized_figure(
+        model, layers, units, image_size=size, steps=args.steps,
+        progress=lambda layer, unit: _note(f"  maximising {layer} unit {unit}"))
+
+
+# ---------------------------------------------------------------- models and images
+
+def _load_model(model, weights):
+    """(kind, network): kind is "vgg19", "face" or "dlib"."""
+    try:
+        if model == "vgg19":
+            return "vgg19", vgg19(weights=weights, note=_note)
+        if model == "dlib":
+            return "dlib", load_face_resnet(weights)
+        if model == "face":
+            if weights is None:
+                _note("no --weights: an untrained face encoder (random weights, seed 0)")
+                return "face", FaceEncoder(seed=0).eval()
+            return "face", load_encoder(weights).network
+        if os.path.exists(model):
+            return "face", load_encoder(model).network
+    except (ModelFileNotFound, OSError, ValueError) as error:
+        raise InputError(str(error)) from None
+    raise InputError(f"--model: expected vgg19, face, dlib or the path of a face encoder file, "
+                     f"got {model!r}")
+
+
+def _images(args, kind, size):
+    if args.images is not None:
+        return _folder_images(args.images, size)
+    if kind == "vgg19":
+        return visualize.photo_crops(args.count, size)
+    persons = -(-args.count // FACES_PER_PERSON)
+    faces, _ = synthetic_faces(persons, FACES_PER_PERSON, seed=0, size=size)
+    return faces[: args.count]
+
+
+def _folder_images(folder, size):
+    """The centre square of every picture in `folder`, resized to size x size."""
+    if not os.path.isdir(folder):
+        raise InputError(f"--images: {folder} is not a folder")
+    paths = sorted(entry.path for entry in os.scandir(folder)
+                   if entry.is_file() and os.path.splitext(entry.name)[1].lower()
+                   in IMAGE_EXTENSIONS)
+    if not paths:
+        raise InputError(f"--images: no pictures ({' '.join(IMAGE_EXTENSIONS)}) in {folder}")
+    squares = []
+    for path in paths:
+        try:
+            picture = load_image(path, note=None)
+        except ValueError as error:
+            raise InputError(str(error)) from None
+        side = min(picture.shape[1:])
+        top, left = (picture.shape[1] - side) // 2, (picture.shape[2] - side) // 2
+        squares.append(resize_image(picture[:, top:top + side, left:left + side], (size, size)))
+    return np.stack(squares)
+
+
+def _check_positive(option, value):
+    if value < 1:
+        raise InputError(f"{option}: expected a positive number, got {value}")
+
+
+def _note(line):
+    print(line, file=sys.stderr, flush=True)

@@ -1,0 +1,126 @@
+"""`scratchnet visualize`: help, small runs on each kind of model, and bad input."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from scratchnet import cli
+from scratchnet.face.dlib.files import ModelFileNotFound, find_model_file
+from scratchnet.face.encoder import Encoder
+from scratchnet.models import FaceEncoder
+
+FAST = ["--weights", "random", "--size", "32", "--count", "4"]
+
+
+def run(argv, capsys):
+    status = cli.main(["visualize", *argv])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def picture_size(path):
+    with Image.open(path) as picture:
+        return picture.size
+
+
+def test_help(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["visualize", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "usage: scratchnet visualize" in out
+    for option in ("--model", "--weights", "--layers", "--units", "--unit", "--images",
+                   "--demo", "--count", "--size", "--any-position", "--maximize", "--summary",
+                   "-o"):
+        assert option in out
+
+
+def test_vgg19_nine_patches(tmp_path, capsys):
+    out = tmp_path / "figure" / "vgg.png"
+    status, stdout, stderr = run([*FAST, "--layers", "conv1_1", "conv2_1", "--units", "2",
+                                  "-o", str(out)], capsys)
+    assert status == 0 and out.is_file()
+    assert "4/4 images" in stderr and "conv1_1, conv2_1" in stdout
+    width, height = picture_size(out)
+    assert width > 2 * 3 * 32 and height > 2 * 3 * 32   # two rows of two 3x3 grids of 32-px cells
+
+
+def test_images_from_a_folder_and_chosen_units(tmp_path, capsys):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for index, (h, w) in enumerate([(40, 60), (50, 50), (70, 45)]):
+        Image.fromarray((rng.random((h, w, 3)) * 255).astype(np.uint8)).save(
+            folder / f"p{index}.png")
+    (folder / "notes.txt").write_text("not a picture")
+    out = tmp_path / "chosen.png"
+    status, _, stderr = run(["--weights", "random", "--size", "32", "--images", str(folder),
+                             "--layers", "conv1_2", "--unit", "5", "--unit", "7",
+                             "--any-position", "-o", str(out)], capsys)
+    assert status == 0 and out.is_file()
+    assert "scanning 3 images of 32x32" in stderr
+
+
+def test_maximize(tmp_path, capsys):
+    out = tmp_path / "max.png"
+    status, _, stderr = run(["--weights", "random", "--layers", "conv1_1", "--units", "2",
+                             "--maximize", "--steps", "2", "--size", "16", "-o", str(out)],
+                            capsys)
+    assert status == 0 and out.is_file()
+    assert "maximising conv1_1 unit 1" in stderr
+
+
+def test_summary(capsys):
+    status, stdout, _ = run(["--weights", "random", "--summary", "--size", "64"], capsys)
+    assert status == 0
+    assert stdout.splitlines()[-1] == ("Shapes: 64x64x3 -> 64x64x64 -> 32x32x64 -> 32x32x128 -> "
+                                       "16x16x128 -> 16x16x256 -> 8x8x256 -> 8x8x512 -> 4x4x512")
+
+
+def test_face_encoder_file(tmp_path, capsys):
+    path = tmp_path / "face.npz"
+    Encoder(FaceEncoder(width=4, seed=0)).save(path)
+    out = tmp_path / "face.png"
+    status, stdout, _ = run(["--model", str(path), "--count", "6", "-o", str(out)], capsys)
+    assert status == 0 and out.is_file()
+    assert "block1, block2, block3" in stdout
+    status, _, stderr = run(["--model", "face", "--count", "4", "--layers", "block1",
+                             "-o", str(out)], capsys)
+    assert status == 0 and "untrained face encoder" in stderr
+
+
+def test_dlib(tmp_path, capsys):
+    try:
+        find_model_file("resnet")
+    except ModelFileNotFound:
+        pytest.skip("dlib's face ResNet file is not installed (scratchnet[pretrained])")
+    out = tmp_path / "dlib.png"
+    status, _, _ = run(["--model", "dlib", "--size", "64", "--count", "4", "--layers", "stem",
+                        "unit1", "--units", "2", "-o", str(out)], capsys)
+    assert status == 0 and out.is_file()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--layers", "conv9_9"], "layer: expected one of conv1_1, conv1_2"),
+    (["--layers", "conv1_1", "--unit", "64"], "units: layer conv1_1 has 64 units (0 ... 63)"),
+    (["--model", "nope"], "--model: expected vgg19, face, dlib"),
+    (["--images", "missing-folder"], "--images: missing-folder is not a folder"),
+    (["--units", "0"], "--units: expected a positive number"),
+])
+def test_bad_input_exits_2_and_says_why(argv, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    status, _, stderr = run([*FAST, *argv, "-o", "out.png"], capsys)
+    assert status == 2
+    assert message in stderr
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_output_is_required(capsys):
+    status, _, stderr = run(FAST, capsys)
+    assert status == 2 and "-o OUT.png" in stderr
+
+
+def test_an_empty_image_folder(tmp_path, capsys):
+    status, _, stderr = run([*FAST, "--images", str(tmp_path), "-o", str(tmp_path / "o.png")],
+                            capsys)
+    assert status == 2 and "--images: no pictures (.jpg" in stderr
