@@ -59,7 +59,7 @@ from ..face.dlib.files import ModelFileNotFound
 from ..face.dlib.pipeline import DlibFaceEncoder, draw_faces, faces_in_photo, load_photo
 from ..io.dlib_format import DlibFormatError
 from ..io.images import save_image
-from . import InputError
+from . import InputError, guarded
 
 DEFAULT_MODEL = "face-model.npz"
 DEFAULT_DB = "face-db.npz"
@@ -185,7 +185,7 @@ def _add_train(actions):
     parser.add_argument("--device", choices=DEVICES, default=defaults.device,
                         help="where the encoder trains: cpu (default) or cuda (an NVIDIA GPU, "
                         "with pip install 'scratchnet[gpu]')")
-    parser.set_defaults(run=_guarded(run_train))
+    parser.set_defaults(run=guarded(run_train))
 
 
 def run_train(args):
@@ -284,7 +284,7 @@ def _add_verify(actions):
                         help="the threshold on the squared distance (default: the model's; "
                         "0.36 = 0.6^2 for dlib, whose published 0.6 is Euclidean)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.set_defaults(run=_guarded(run_verify))
+    parser.set_defaults(run=guarded(run_verify))
 
 
 def run_verify(args):
@@ -322,7 +322,7 @@ def _add_calibrate(actions):
     parser.add_argument("--criterion", choices=["accuracy", "eer"], default="accuracy",
                         help="best accuracy (default) or equal error rate")
     parser.add_argument("--dry-run", action="store_true", help="print tau, do not store it")
-    parser.set_defaults(run=_guarded(run_calibrate))
+    parser.set_defaults(run=guarded(run_calibrate))
 
 
 def run_calibrate(args):
@@ -407,7 +407,7 @@ def _add_evaluate(actions):
                         help="write roc.png, triplets.png and identifications.png into DIR")
     parser.add_argument("--json", action="store_true",
                         help="print the metrics as one JSON object (notes go to stderr)")
-    parser.set_defaults(run=_guarded(run_evaluate))
+    parser.set_defaults(run=guarded(run_evaluate))
 
 
 def run_evaluate(args):
@@ -462,7 +462,7 @@ def _add_database_actions(actions):
     enroll.add_argument("images", nargs="+", metavar="IMG")
     enroll.add_argument("--replace", action="store_true", help="replace an enrolled NAME")
     _db_options(enroll)
-    enroll.set_defaults(run=_guarded(run_enroll))
+    enroll.set_defaults(run=guarded(run_enroll))
 
     identify = actions.add_parser(
         "identify", help="who is this? (1:K, or 'not recognized')",
@@ -480,18 +480,18 @@ def _add_database_actions(actions):
                           help="with --model dlib and one IMG: draw the boxes and names on the "
                           "photo, written to OUT.png (or .jpg)")
     _db_options(identify)
-    identify.set_defaults(run=_guarded(run_identify))
+    identify.set_defaults(run=guarded(run_identify))
 
     listing = actions.add_parser("list", help="the enrolled persons",
                                  description="The enrolled names, with their picture counts.")
     _db_options(listing)
-    listing.set_defaults(run=_guarded(run_list))
+    listing.set_defaults(run=guarded(run_list))
 
     remove = actions.add_parser("remove", help="forget a person",
                                 description="Remove NAME from the database.")
     remove.add_argument("name", metavar="NAME")
     _db_options(remove)
-    remove.set_defaults(run=_guarded(run_remove))
+    remove.set_defaults(run=guarded(run_remove))
 
 
 def _open_database(args, tau=None):
@@ -609,7 +609,7 @@ def _add_detect(actions):
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object: the boxes, scores and landmarks")
     _dlib_models_option(parser)
-    parser.set_defaults(run=_guarded(run_detect))
+    parser.set_defaults(run=guarded(run_detect))
 
 
 def run_detect(args):
@@ -628,16 +628,6 @@ def run_detect(args):
 
 
 # ------------------------------------------------------------------ helpers
-
-def _guarded(action):
-    """action(args), with an InputError printed in one line and exit status 2."""
-    def run(args):
-        try:
-            return action(args)
-        except InputError as error:
-            print(f"scratchnet face {args.action}: error: {error}", file=sys.stderr)
-            return 2
-    return run
 
 
 def _load_encoder(path, with_arrays=False):

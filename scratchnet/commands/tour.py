@@ -13,7 +13,7 @@ import sys
 import time
 
 from ..tour import PARTS, run_tour
-from . import InputError
+from . import InputError, guarded
 
 DEFAULT_FOLDER = "tour"
 
@@ -35,16 +35,12 @@ def add_parser(commands):
                         help="small sizes everywhere: about 3 minutes instead of 15")
     parser.add_argument("--only", action="append", metavar="PART", choices=list(PARTS),
                         help=f"run only this part (repeatable): {', '.join(PARTS)}")
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=guarded(run))
     return parser
 
 
 def run(args):
-    try:
-        _check_folder(args.out)
-    except InputError as error:
-        print(f"scratchnet tour: error: {error}", file=sys.stderr)
-        return 2
+    _check_folder(args.out)
     started = time.perf_counter()
     sections = run_tour(args.out, quick=args.quick, only=args.only, note=_progress)
     failed = [section.key for section in sections if section.error]

@@ -29,7 +29,7 @@ from ..face.encoder import load_encoder
 from ..face.synthetic import synthetic_faces
 from ..io.images import load_image, resize_image, save_image
 from ..models import FaceEncoder, vgg19
-from . import InputError
+from . import InputError, guarded
 
 DEFAULT_SIZE = {"vgg19": 128, "dlib": CHIP_SIZE}    # the face encoder: its image_size
 MAXIMIZE_SIZE = 96
@@ -92,18 +92,9 @@ def add_parser(commands):
     parser.add_argument("--summary", action="store_true",
                         help="print the model's summary (shapes, parameters, receptive fields)"
                         " and stop")
-    parser.set_defaults(run=_reporting_input_errors(_visualize))
+    parser.set_defaults(run=guarded(_visualize))
     return parser
 
-
-def _reporting_input_errors(action):
-    def run(args):
-        try:
-            return action(args)
-        except InputError as error:
-            print(f"scratchnet visualize: error: {error}", file=sys.stderr)
-            return 2
-    return run
 
 
 def _visualize(args):

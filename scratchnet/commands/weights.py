@@ -7,10 +7,9 @@ Exit status 2 when a file is missing or cannot be read as VGG19 weights.
 """
 
 import os
-import sys
 
 from .. import io
-from . import InputError
+from . import InputError, guarded
 
 
 def add_parser(commands):
@@ -30,7 +29,7 @@ def add_parser(commands):
         "in order, and which file would be used. With PATH: its format, the input "
         "preprocessing it carries and the shape of each layer.")
     info.add_argument("path", nargs="?", metavar="PATH", help="a weights file")
-    info.set_defaults(run=_reporting_input_errors(_info))
+    info.set_defaults(run=guarded(_info))
     convert = actions.add_parser(
         "convert", help="convert a weights file to scratchnet's .npz",
         description="Read IN (any supported format, checked against VGG19's shapes) and "
@@ -38,18 +37,9 @@ def add_parser(commands):
         "loads quickly and without pickle.")
     convert.add_argument("input", metavar="IN", help="a .mat, .pth, .h5 or .npz weights file")
     convert.add_argument("output", metavar="OUT.npz", help="the .npz file to write")
-    convert.set_defaults(run=_reporting_input_errors(_convert))
+    convert.set_defaults(run=guarded(_convert))
     return parser
 
-
-def _reporting_input_errors(action):
-    def run(args):
-        try:
-            return action(args)
-        except InputError as error:
-            print(f"scratchnet weights {args.action}: error: {error}", file=sys.stderr)
-            return 2
-    return run
 
 
 def _info(args):
