@@ -10,6 +10,7 @@ and a legend. Either way the caller gets the same file.
 """
 
 import dataclasses
+import importlib.util
 import io
 
 import numpy as np
@@ -58,11 +59,7 @@ def _checked(panels):
 
 
 def _matplotlib_available():
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return importlib.util.find_spec("matplotlib") is not None
 
 
 def _with_matplotlib(panels):
