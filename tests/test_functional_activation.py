@@ -88,3 +88,33 @@ def test_softmax_family_matches_torch(name, dim):
         lambda t: getattr(torch.nn.functional, name)(t, dim=dim),
         [x],
     )
+
+
+def test_inplace_relu_writes_into_its_input_and_has_the_same_values_and_gradient():
+    data = np.random.default_rng(1).standard_normal((3, 4)).astype(np.float32)
+    grads = []
+    for inplace in (False, True):
+        x = Tensor(data.copy(), requires_grad=True)
+        z = x * 2                                  # not a leaf: may be overwritten
+        y = F.relu(z, inplace=inplace)
+        assert np.shares_memory(y.data, z.data) == inplace
+        np.testing.assert_array_equal(y.data, np.maximum(2 * data, 0))
+        (y * y).sum().backward()
+        grads.append(x.grad)
+    np.testing.assert_array_equal(grads[1], grads[0])
+    np.testing.assert_array_equal(grads[0], 8 * data * (data > 0))   # d/dx (2x)^2 [x > 0]
+
+
+def test_inplace_relu_refuses_a_leaf_that_requires_grad():
+    x = Tensor(np.ones(3), requires_grad=True)
+    with pytest.raises(ValueError, match="x: an in-place relu cannot overwrite a leaf tensor"):
+        F.relu(x, inplace=True)
+    np.testing.assert_array_equal(x.data, np.ones(3))      # untouched
+
+
+def test_relu_keeps_nan_as_pytorch_does():
+    torch = pytest.importorskip("torch")
+    values = np.array([np.nan, -np.inf, np.inf, -1.0, 0.0, 2.0], dtype=np.float32)
+    expected = torch.relu(torch.from_numpy(values)).numpy()
+    np.testing.assert_array_equal(F.relu(Tensor(values)).data, expected)
+    np.testing.assert_array_equal(F.relu(Tensor(values.copy()), inplace=True).data, expected)

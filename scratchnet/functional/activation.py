@@ -1,6 +1,6 @@
 """Activations and the softmax family, and their gradients.
 
-    relu(x)    = max(x, 0)              dx = dy * [x > 0]
+    relu(x)    = max(x, 0)              dx = dy * [x > 0]    (inplace: into x's array)
     sigmoid(x) = 1 / (1 + e^-x)         dx = dy * s (1 - s)
     tanh(x)                             dx = dy * (1 - t^2)
     softmax(x)_i = e^(x_i - m) / sum_j e^(x_j - m),  m = max_j x_j
@@ -15,13 +15,15 @@ overflows, on whichever side of 0 x lies.
 
 import numpy as np
 
+from ..tensor import Tensor
 from ._function import Function, normalize_axes
 
 
 class ReLU(Function):
-    def forward(self, x):
+    def forward(self, x, inplace=False):
         self.positive = x > 0
-        return np.where(self.positive, x, 0).astype(x.dtype, copy=False)
+        # in place: the result overwrites x, so the graph keeps one array, not two
+        return np.maximum(x, 0, out=x if inplace else None)
 
     def backward(self, dy):
         return dy * self.positive
@@ -68,9 +70,18 @@ class LogSoftmax(Function):
         return dy - np.exp(self.log_s) * dy.sum(axis=self.dim, keepdims=True)
 
 
-def relu(x):
-    """max(x, 0); gradient 0 at x = 0."""
-    return ReLU.apply(x)
+def relu(x, inplace=False):
+    """max(x, 0); gradient 0 at x = 0 (NaN stays NaN, as in PyTorch).
+
+    inplace=True writes the result into x's own array, as torch's relu_ does:
+    the graph then keeps one array where it kept two (x and the result). Use
+    it only where nothing else needs x's values, e.g. right after a
+    convolution, whose backward pass needs its input but not its output.
+    """
+    if inplace and isinstance(x, Tensor) and x.requires_grad and x.grad_fn is None:
+        raise ValueError("x: an in-place relu cannot overwrite a leaf tensor that requires "
+                         "grad (its values are an input of the graph); use inplace=False")
+    return ReLU.apply(x, inplace=inplace)
 
 
 def sigmoid(x):

@@ -192,7 +192,7 @@ class VGG19(Module):
         self._check_input(a, deepest)
         activations = {}
         for name in self.layer_names[: deepest + 1]:
-            a = F.relu(getattr(self, name)(a))
+            a = F.relu(getattr(self, name)(a), inplace=True)   # the conv's output is not needed
             if name in wanted:
                 activations[name] = a
             if name in POOL_AFTER and name != self.layer_names[deepest]:
