@@ -14,12 +14,14 @@ import importlib.util
 import io
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
+from .io.images import default_font
 from .serialize import atomic_write
 
 PANEL_SIZE = (420, 300)          # pixels of one panel drawn by Pillow
 MARGIN = (58, 30, 14, 44)        # left, top, right, bottom, around the plot box
+FONT_SIZE = 12
 COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (148, 103, 189), (255, 127, 14)]
 
 
@@ -89,7 +91,7 @@ def _with_pillow(panels):
     width, height = PANEL_SIZE
     picture = Image.new("RGB", (width * len(panels), height), "white")
     draw = ImageDraw.Draw(picture)
-    font = _font()
+    font = default_font(FONT_SIZE)
     for index, panel in enumerate(panels):
         _draw_panel(draw, font, panel, index * width)
     buffer = io.BytesIO()
@@ -145,9 +147,3 @@ def _range(values):
     low, high = float(finite.min()), float(finite.max())
     return (low, high) if high > low else (low - 0.5, high + 0.5)
 
-
-def _font():
-    try:
-        return ImageFont.load_default(size=12)      # Pillow >= 10.1 with FreeType
-    except (TypeError, ImportError):
-        return ImageFont.load_default()

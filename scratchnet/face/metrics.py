@@ -44,8 +44,9 @@ A fitted tau lies halfway between two neighbouring distances (as in
 import math
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
+from ..io.images import default_font
 from ..serialize import atomic_write
 from .datasets import fit_threshold
 
@@ -249,7 +250,7 @@ def roc_picture(curves, path, log_far=False):
     curves = _check_curves(curves)
     image = Image.new("RGB", PICTURE_SIZE, "white")
     draw = ImageDraw.Draw(image)
-    font = _font()
+    font = default_font(FONT_SIZE)
     smallest_decade = _smallest_decade(curves) if log_far else None
     to_x = _log_axis(smallest_decade) if log_far else _linear_axis()
     _draw_axes(draw, font, to_x, smallest_decade)
@@ -278,13 +279,6 @@ def _check_curves(curves):
             raise ValueError(f"curves[{label!r}]: expected rates in [0, 1]")
         checked[str(label)] = (far, tar)
     return checked
-
-
-def _font():
-    try:
-        return ImageFont.load_default(size=FONT_SIZE)   # Pillow >= 10.1 with FreeType
-    except (TypeError, ImportError):
-        return ImageFont.load_default()
 
 
 def _colours(n):

@@ -257,6 +257,17 @@ def _label_band(widths, labels, gap):
     return np.asarray(band, dtype=np.float32).transpose(2, 0, 1) / 255  # (h, W, 3) -> (3, h, W)
 
 
+def default_font(size=None):
+    """Pillow's default font at `size` pixels (Pillow >= 10.1 with FreeType); its small
+    fixed bitmap font when size is None or FreeType is missing."""
+    if size is None:
+        return ImageFont.load_default()
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, ImportError, OSError):
+        return ImageFont.load_default()
+
+
 def _fitted(text, font, width):
     """`text` cut at the end until it is at most `width` pixels wide."""
     while text and font.getlength(text) > width:

@@ -50,6 +50,8 @@ import dataclasses
 
 import numpy as np
 
+from kernels import resolve_padding
+
 from ..face.dlib.resnet import ChannelAffine
 from ..nn import (
     BatchNorm1d,
@@ -212,7 +214,7 @@ def _window_step(module, field):
     k = _per_dim(module.kernel_size, n)
     s = _per_dim(module.stride, n)
     d = _per_dim(getattr(module, "dilation", 1), n)
-    pads = _padding_pairs(module.padding, field.output_sizes, k, s, d)
+    pads = resolve_padding(module.padding, field.output_sizes, k, s, d)  # 'same' as kernels do
     size, jump, start, out = [], [], [], []
     for axis in range(n):
         r_prev, j_prev, n_prev = field.size[axis], field.jump[axis], field.output_sizes[axis]
@@ -240,19 +242,6 @@ def _union(fields):
     sizes = np.max([f.output_sizes for f in fields], axis=0)  # the smaller path is zero-padded
     return dataclasses.replace(fields[0], start=_ints(first), size=_ints(stop - first),
                                output_sizes=_ints(sizes))
-
-
-def _padding_pairs(padding, in_sizes, k, s, d):
-    """(before, after) per dimension; "same" keeps ceil(n / s), the odd pixel after."""
-    if padding == "valid":
-        return ((0, 0),) * len(k)
-    if padding == "same":
-        pairs = []
-        for n, kernel, stride, dilation in zip(in_sizes, k, s, d):
-            total = max((-(-n // stride) - 1) * stride + dilation * (kernel - 1) + 1 - n, 0)
-            pairs.append((total // 2, total - total // 2))
-        return tuple(pairs)
-    return tuple((p, p) for p in _per_dim(padding, len(k)))
 
 
 def _per_dim(value, n):

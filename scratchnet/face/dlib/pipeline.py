@@ -40,9 +40,9 @@ from collections import namedtuple
 from functools import lru_cache
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
-from ...io.images import load_image
+from ...io.images import default_font, load_image
 from .chips import chip as cut_chip
 from .detector import detect
 from .files import find_model_file
@@ -180,7 +180,7 @@ def draw_faces(image, boxes, landmarks=None, labels=None):
     picture = Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8))
     pen = max(1, round(min(picture.size) / 200))
     dot = pen // 2 + 1                                       # landmark radius
-    font = _font(max(10, 5 * pen + 6))
+    font = default_font(max(10, 5 * pen + 6))
     draw = ImageDraw.Draw(picture)
     for index, box in enumerate(boxes):
         left, top, right, bottom = (int(v) for v in box)
@@ -201,9 +201,3 @@ def _label(draw, font, text, left, top):
     draw.text((left + 2, y + 1), text, fill=TEXT_COLOUR, font=font)
 
 
-def _font(size):
-    """Pillow's default font at `size` pixels (its fixed small bitmap font without FreeType)."""
-    try:
-        return ImageFont.load_default(size=size)
-    except (TypeError, ImportError, OSError):
-        return ImageFont.load_default()
