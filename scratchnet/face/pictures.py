@@ -21,7 +21,7 @@ import tempfile
 
 import numpy as np
 
-from ..io.images import image_strip, save_image
+from ..io.images import image_strip, save_image, stack_rows
 from . import evaluation
 from .database import FaceDatabase
 from .metrics import roc_curve, roc_picture
@@ -48,7 +48,7 @@ def hard_triplets(encoder, images, labels, n_anchors=6, seed=0):
         rows.append(image_strip([images[a], images[p], images[n]],
                                 labels=["anchor A", f"P: d = {d[p]:.3f}", f"N: d = {d[n]:.3f}"],
                                 height=PICTURE_HEIGHT))
-    return stack_rows(rows)
+    return stack_rows(rows, gap=ROW_GAP)
 
 
 def identifications(database, enrolled_pictures, queries, truths=None):
@@ -68,18 +68,7 @@ def identifications(database, enrolled_pictures, queries, truths=None):
         else:
             asked = f"is {truths[index]}" if truths[index] is not None else "not enrolled"
         rows.append(image_strip([query, shown], labels=[asked, answer], height=PICTURE_HEIGHT))
-    return stack_rows(rows)
-
-
-def stack_rows(rows):
-    """(3, h_i, w_i) rows one under the other, left-aligned on white: (3, H, W)."""
-    width = max(row.shape[2] for row in rows)
-    padded = []
-    for row in rows:
-        canvas = np.ones((3, row.shape[1] + ROW_GAP, width), dtype=np.float32)
-        canvas[:, :row.shape[1], :row.shape[2]] = row
-        padded.append(canvas)
-    return np.concatenate(padded, axis=1)[:, :-ROW_GAP]   # rows stacked along H
+    return stack_rows(rows, gap=ROW_GAP)
 
 
 def draw_roc(encoder, images, labels, n_pairs, seed, classifiers, path):

@@ -257,6 +257,19 @@ def _label_band(widths, labels, gap):
     return np.asarray(band, dtype=np.float32).transpose(2, 0, 1) / 255  # (h, W, 3) -> (3, h, W)
 
 
+def stack_rows(rows, gap=0):
+    """(3, h_i, w_i) pictures one under the other, left-aligned on white, `gap` white rows
+    between them: (3, sum of h_i + gaps, largest w_i), float32."""
+    width = max(row.shape[2] for row in rows)
+    padded = []
+    for row in rows:
+        canvas = np.ones((3, row.shape[1] + gap, width), dtype=np.float32)
+        canvas[:, :row.shape[1], :row.shape[2]] = row
+        padded.append(canvas)
+    stacked = np.concatenate(padded, axis=1)              # rows stacked along H
+    return stacked[:, :stacked.shape[1] - gap]
+
+
 def default_font(size=None):
     """Pillow's default font at `size` pixels (Pillow >= 10.1 with FreeType); its small
     fixed bitmap font when size is None or FreeType is missing."""

@@ -17,7 +17,7 @@ picture keeps its stripes (patches.cut_window). Every picture is a
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ..io.images import image_strip, resize_image
+from ..io.images import image_strip, resize_image, stack_rows
 from .layers import layer_names
 from .maximize import maximize_activation
 from .patches import STRIPES, check_images, scan, unit_patches
@@ -57,7 +57,7 @@ def layer_figure(model, layers, images, units_per_layer=4, units=None, count=9,
         size = "x".join(str(r) for r in fields[layer].size)
         rows.append(_titled(f"Layer {number}: {layer}, receptive field {size} pixels",
                             units_strip(found, cell)))
-    return _stack(rows)
+    return stack_rows(rows)
 
 
 def maximized_figure(model, layers, units, image_size=96, steps=60, seed=0, progress=None,
@@ -82,7 +82,7 @@ def maximized_figure(model, layers, units, image_size=96, steps=60, seed=0, prog
         strip = image_strip(pictures, [f"unit {u}" for u in chosen],
                             height=pictures[0].shape[1], gap=UNIT_GAP)
         rows.append(_titled(f"Layer {number}: {layer}", strip))
-    return _stack(rows)
+    return stack_rows(rows)
 
 
 def units_strip(unit_patches_list, cell=40):
@@ -157,12 +157,4 @@ def _titled(title, picture):
     ImageDraw.Draw(band).text((TEXT_MARGIN, TEXT_MARGIN + ROW_GAP), title, fill="black",
                               font=font)
     band = np.asarray(band, dtype=np.float32).transpose(2, 0, 1) / 255  # (h, W, 3) -> (3, h, W)
-    return _stack([band, picture])
-
-
-def _stack(pictures):
-    """Pictures one under another, left-aligned on white: (3, sum of heights, largest width)."""
-    width = max(picture.shape[2] for picture in pictures)
-    padded = [np.pad(p, ((0, 0), (0, 0), (0, width - p.shape[2])), constant_values=1.0)
-              for p in pictures]
-    return np.concatenate(padded, axis=1)
+    return stack_rows([band, picture])
