@@ -39,6 +39,7 @@ from .conv import (
     conv_forward,
     conv_output_shape,
 )
+from .._checks import resolve_padding   # the padding rule: the same on either device
 from .gram import gram, gram_backward
 from .pool import avg_pool_backward, avg_pool_forward, max_pool_backward, max_pool_forward
 from .triplet import (
@@ -51,7 +52,7 @@ from .triplet import (
 
 __all__ = [
     "conv_forward", "conv_backward_input", "conv_backward_weight", "conv_backward_bias",
-    "conv_output_shape",
+    "conv_output_shape", "resolve_padding",
     "max_pool_forward", "max_pool_backward", "avg_pool_forward", "avg_pool_backward",
     "gram", "gram_backward",
     "pairwise_sq_distances", "pairwise_sq_distances_backward",
