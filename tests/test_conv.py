@@ -222,6 +222,57 @@ def test_large_input_is_tiled_consistently():
     assert np.vdot(w, kernels.conv_backward_weight(dy, x, w.shape, padding=1)) == pytest.approx(lhs)
 
 
+@settings(max_examples=25, deadline=None)
+@given(conv_configs(max_size=9), st.integers(1, 40), st.sampled_from([np.float32, np.float64]))
+def test_tiny_tiles_shared_by_the_workers_match_naive(cfg, tile_elements, dtype):
+    """Tiles of a few numbers each, every call spread over the workers, and
+    scratch buffers reused across tiles, shapes and dtypes: same answers."""
+    x, w, _ = _arrays(cfg, dtype)
+    geo = _geometry(cfg)
+    dy = np.random.default_rng(1).standard_normal(
+        naive_conv.output_shape(x.shape, w.shape, cfg["stride"], cfg["padding"],
+                                cfg["dilation"])).astype(dtype)
+    tol = 1e-10 if dtype == np.float64 else 1e-4
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(kernels.conv, "TILE_ELEMENTS", tile_elements)
+        patch.setattr(kernels.conv, "SHARED_ELEMENTS", 0)
+        results = (kernels.conv_forward(x, w, **geo),
+                   kernels.conv_backward_input(dy, w, x.shape, **geo),
+                   kernels.conv_backward_weight(dy, x, w.shape, **geo))
+    expected = (naive_conv.conv(x, w, None, **geo),
+                naive_conv.conv_grad_input(dy, w, x.shape, **geo),
+                naive_conv.conv_grad_weight(dy, x, w.shape, **geo))
+    for result, reference in zip(results, expected):
+        assert result.dtype == dtype
+        np.testing.assert_allclose(result, reference, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("c_in, c_out", [(16, 8), (8, 16)])   # both input-gradient routes
+def test_workers_sharing_medium_tiles_agree_with_one_tile(c_in, c_out):
+    """Each worker thread unfolds into its own scratch buffer: many mid-sized
+    tiles on two workers give exactly what one tile in the caller gives."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((4, c_in, 40, 40)).astype(np.float32)
+    w = rng.standard_normal((c_out, c_in, 3, 3)).astype(np.float32)
+    dy = rng.standard_normal((4, c_out, 40, 40)).astype(np.float32)
+
+    def all_passes():
+        return (kernels.conv_forward(x, w, padding=1),
+                kernels.conv_backward_input(dy, w, x.shape, padding=1),
+                kernels.conv_backward_weight(dy, x, w.shape, padding=1))
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(kernels.conv, "TILE_ELEMENTS", 1 << 30)
+        patch.setattr(kernels.conv, "SHARED_ELEMENTS", 1 << 30)
+        one_tile = all_passes()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(kernels.conv, "TILE_ELEMENTS", 3000)
+        patch.setattr(kernels.conv, "SHARED_ELEMENTS", 0)
+        for _ in range(3):
+            for shared, single in zip(all_passes(), one_tile):
+                np.testing.assert_allclose(shared, single, rtol=1e-5, atol=1e-4)
+
+
 # ----------------------------------------------------------- special inputs
 
 def test_non_contiguous_inputs_work():
