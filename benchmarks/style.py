@@ -43,16 +43,19 @@ POOL_AFTER = {"conv1_2", "conv2_2", "conv3_4", "conv4_4"}
 def scratchnet_iteration(model, content, style_image):
     """A closure: one forward and backward pass of J(G), returning dJ/dG."""
     layers = (CONTENT_LAYER,) + STYLE_LAYERS
+    # as `scratchnet style` does (and the PyTorch peer): the style image's
+    # Gram matrices once, before the iterations
     with no_grad():
         a_C = model.features(content, [CONTENT_LAYER])[CONTENT_LAYER]
-        a_S = model.features(style_image, STYLE_LAYERS)
-    weights = [(name, 1 / len(STYLE_LAYERS)) for name in STYLE_LAYERS]
+        G_S = {name: style.scaled_gram(a) for name, a in
+               model.features(style_image, STYLE_LAYERS).items()}
 
     def iteration(G):
         G = Tensor(G, requires_grad=True)
         a_G = model.features(G, layers)
-        J = style.total_cost(style.content_cost(a_C, a_G[CONTENT_LAYER]),
-                             style.style_cost(a_S, a_G, weights), ALPHA, BETA)
+        J_style = sum(style.layer_style_cost_from_gram(G_S[name], a_G[name]) * (1 / len(G_S))
+                      for name in STYLE_LAYERS)
+        J = style.total_cost(style.content_cost(a_C, a_G[CONTENT_LAYER]), J_style, ALPHA, BETA)
         J.backward()
         return G.grad
 

@@ -189,9 +189,9 @@ def _fold_backward_input(dy, w, x_shape, geo):
     groups, n_batch, n_out = geo.groups, dy.shape[0], w.shape[0]
     w_mat_t = w.reshape(groups, n_out // groups, -1).transpose(0, 2, 1)  # (G, C_g k, F_g)
     dy_mat = dy.reshape(n_batch, groups, n_out // groups, -1)          # (N, G, F_g, P)
+    tiles = _tiles(geo, x_shape)
 
-    def backward_tiles(tiles):
-        dx_pad = np.zeros(_padded_shape(x_shape, geo), dtype=dy.dtype)
+    def fold_tiles(tiles, dx_pad):
         for tile in tiles:
             dy_tile = dy_mat[tile.samples, :, :, tile.positions]      # (n_t, G, F_g, P_t)
             dcols = _scratch("columns", dy_tile.shape[:2] + (w_mat_t.shape[1], dy_tile.shape[3]),
@@ -200,8 +200,20 @@ def _fold_backward_input(dy, w, x_shape, geo):
             _fold(dcols, geo, tile, dx_pad)
         return dx_pad
 
-    # each worker folds into its own dx_pad (the tiles' windows overlap); add them up
-    dx_pad = sum(_run_in_workers(backward_tiles, _tiles(geo, x_shape)))
+    def new_dx_pad():
+        return np.zeros(_padded_shape(x_shape, geo), dtype=dy.dtype)
+
+    if all(tile.positions == slice(0, _n_positions(geo)) for tile in tiles):
+        # tiles of whole samples fold into disjoint parts of dx: one dx_pad serves all workers
+        dx_pad = new_dx_pad()
+        _run_in_workers(lambda worker_tiles: fold_tiles(worker_tiles, dx_pad), tiles)
+    else:
+        # windows of tiles cut from one sample overlap: each worker folds into its own dx_pad
+        dx_pads = _run_in_workers(lambda worker_tiles: fold_tiles(worker_tiles, new_dx_pad()),
+                                  tiles)
+        dx_pad = dx_pads[0]
+        for other in dx_pads[1:]:
+            dx_pad += other
     return _crop(dx_pad, geo).reshape(x_shape)
 
 

@@ -248,9 +248,11 @@ def test_tiny_tiles_shared_by_the_workers_match_naive(cfg, tile_elements, dtype)
 
 
 @pytest.mark.parametrize("c_in, c_out", [(16, 8), (8, 16)])   # both input-gradient routes
-def test_workers_sharing_medium_tiles_agree_with_one_tile(c_in, c_out):
-    """Each worker thread unfolds into its own scratch buffer: many mid-sized
-    tiles on two workers give exactly what one tile in the caller gives."""
+@pytest.mark.parametrize("tile_elements", [3000, 250_000])      # rows of a sample; whole samples
+def test_workers_sharing_medium_tiles_agree_with_one_tile(c_in, c_out, tile_elements):
+    """Each worker thread unfolds into its own scratch buffer, and folds into
+    its own dx unless its tiles are whole samples: many mid-sized tiles on two
+    workers give what one tile in the caller gives."""
     rng = np.random.default_rng(7)
     x = rng.standard_normal((4, c_in, 40, 40)).astype(np.float32)
     w = rng.standard_normal((c_out, c_in, 3, 3)).astype(np.float32)
@@ -266,7 +268,7 @@ def test_workers_sharing_medium_tiles_agree_with_one_tile(c_in, c_out):
         patch.setattr(kernels.conv, "SHARED_ELEMENTS", 1 << 30)
         one_tile = all_passes()
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(kernels.conv, "TILE_ELEMENTS", 3000)
+        patch.setattr(kernels.conv, "TILE_ELEMENTS", tile_elements)
         patch.setattr(kernels.conv, "SHARED_ELEMENTS", 0)
         for _ in range(3):
             for shared, single in zip(all_passes(), one_tile):
