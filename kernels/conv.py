@@ -43,6 +43,7 @@ import threading
 from collections import namedtuple
 from concurrent.futures import ThreadPoolExecutor
 from itertools import product
+from queue import Empty, SimpleQueue
 
 import numpy as np
 from threadpoolctl import ThreadpoolController
@@ -448,7 +449,13 @@ _workers = None
 
 
 def _run_in_workers(work, tiles):
-    """[work(tiles[i::W]) for each worker i]: the tiles dealt round-robin."""
+    """[work(tiles drawn by worker i) for each worker i].
+
+    The workers draw the tiles from one shared queue, each taking the next
+    tile when it has finished its last, so a worker slowed down by anything
+    else running on its core does less of the work instead of holding up the
+    end.
+    """
     n_workers = min(len(tiles), N_WORKERS)
     with _BLAS.limit(limits=1, user_api="blas"):
         if n_workers == 1:
@@ -456,4 +463,16 @@ def _run_in_workers(work, tiles):
         global _workers
         if _workers is None or _workers._max_workers < n_workers:
             _workers = ThreadPoolExecutor(n_workers, thread_name_prefix="conv")
-        return list(_workers.map(work, [tiles[i::n_workers] for i in range(n_workers)]))
+        queue = SimpleQueue()
+        for tile in tiles:
+            queue.put(tile)
+        return list(_workers.map(work, [_drain(queue) for _ in range(n_workers)]))
+
+
+def _drain(queue):
+    """Yield items taken from the queue until it is empty."""
+    while True:
+        try:
+            yield queue.get_nowait()
+        except Empty:
+            return
