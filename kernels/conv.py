@@ -86,7 +86,8 @@ def conv_backward_input(dy, w, x_shape, stride=1, padding=0, dilation=1, groups=
     its matrix product then has the larger channel count as its rows, which
     BLAS runs faster, and it needs no fold. (Measured: with 3 input and 64
     output channels the fold took a quarter of the correlation's time; with
-    512 in and out the correlation won.)
+    64 in and out, on 8 x 56 x 56, the correlation took three quarters of
+    the fold's.)
     """
     w = check_float_array("w", w, ndim=(3, 4, 5))
     x_shape = check_shape("x_shape", x_shape, ndim=w.ndim)
