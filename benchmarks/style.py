@@ -49,13 +49,13 @@ def scratchnet_iteration(model, content, style_image):
         a_C = model.features(content, [CONTENT_LAYER])[CONTENT_LAYER]
         G_S = {name: style.scaled_gram(a) for name, a in
                model.features(style_image, STYLE_LAYERS).items()}
+    weights = [(name, 1 / len(STYLE_LAYERS)) for name in STYLE_LAYERS]
 
     def iteration(G):
         G = Tensor(G, requires_grad=True)
         a_G = model.features(G, layers)
-        J_style = sum(style.layer_style_cost_from_gram(G_S[name], a_G[name]) * (1 / len(G_S))
-                      for name in STYLE_LAYERS)
-        J = style.total_cost(style.content_cost(a_C, a_G[CONTENT_LAYER]), J_style, ALPHA, BETA)
+        J = style.total_cost(style.content_cost(a_C, a_G[CONTENT_LAYER]),
+                             style.style_cost_from_grams(G_S, a_G, weights), ALPHA, BETA)
         J.backward()
         return G.grad
 

@@ -136,13 +136,22 @@ def style_cost(style_activations, generated_activations, layer_weights=DEFAULT_S
     a^[l](S) and a^[l](G). layer_weights: the lambda^[l], as a dict from
     layer name to weight or a list of (layer name, weight) pairs.
     """
+    layer_weights = dict(layer_weights)
+    for layer in layer_weights:
+        if layer not in style_activations:
+            raise ValueError(f"style_activations has no activation for layer {layer!r}")
+    style_grams = {layer: scaled_gram(style_activations[layer]) for layer in layer_weights}
+    return style_cost_from_grams(style_grams, generated_activations, layer_weights)
+
+
+def style_cost_from_grams(style_grams, generated_activations, layer_weights=DEFAULT_STYLE_LAYERS):
+    """J_style given the style image's scaled_gram per layer, computed once before the
+    iterations (the Gram matrices of S do not change while G is optimised)."""
     J_style = None
     for layer, weight in dict(layer_weights).items():
-        for argument, activations in (("style_activations", style_activations),
-                                      ("generated_activations", generated_activations)):
-            if layer not in activations:
-                raise ValueError(f"{argument} has no activation for layer {layer!r}")
-        term = layer_style_cost(style_activations[layer], generated_activations[layer]) * weight
+        if layer not in generated_activations:
+            raise ValueError(f"generated_activations has no activation for layer {layer!r}")
+        term = layer_style_cost_from_gram(style_grams[layer], generated_activations[layer]) * weight
         J_style = term if J_style is None else J_style + term
     if J_style is None:
         raise ValueError("layer_weights: expected at least one layer, got none")

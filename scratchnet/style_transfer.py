@@ -91,8 +91,8 @@ from .style import (
     CONTENT_NORMALIZATIONS,
     DEFAULT_STYLE_LAYERS,
     content_cost,
-    layer_style_cost_from_gram,
     scaled_gram,
+    style_cost_from_grams,
     total_cost,
     total_variation,
 )
@@ -226,10 +226,7 @@ class StyleTransfer:
                                       if name != s.content_layer]
         activations = self._features(G, layers)
         J_content = content_cost(self.a_C, activations[s.content_layer], s.content_normalization)
-        J_style = None
-        for name, weight in self.style_weights.items():
-            term = layer_style_cost_from_gram(self.style_targets[name], activations[name]) * weight
-            J_style = term if J_style is None else J_style + term
+        J_style = style_cost_from_grams(self.style_targets, activations, self.style_weights)
         J = total_cost(J_content, J_style, alpha=s.content_weight, beta=s.style_weight)
         J_tv = total_variation(G) if s.tv_weight else None
         if J_tv is not None:

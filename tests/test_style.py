@@ -20,6 +20,7 @@ from scratchnet.style import (
     layer_style_cost,
     scaled_gram,
     style_cost,
+    style_cost_from_grams,
     total_cost,
     total_variation,
 )
@@ -164,6 +165,11 @@ def test_style_cost_is_the_lambda_weighted_sum():
     assert style_cost(style, generated, pairs).item() == pytest.approx(expected, rel=1e-12)
     with pytest.raises(ValueError, match="conv3_1"):
         style_cost(style, generated, {"conv3_1": 1.0})
+    grams = {name: scaled_gram(Tensor(a)) for name, a in style.items()}   # computed once
+    assert style_cost_from_grams(grams, generated, lambdas).item() == pytest.approx(expected,
+                                                                                   rel=1e-12)
+    with pytest.raises(ValueError, match="generated_activations has no activation"):
+        style_cost_from_grams(grams, {"conv1_1": generated["conv1_1"]}, lambdas)
 
 
 def test_total_cost_and_total_variation():
