@@ -271,6 +271,42 @@ def test_gram_over_many_positions_splits_the_sum(monkeypatch):
     assert_close(host(gpu.gram(on_device(a))), kernels.gram(a))
 
 
+# --------------------------------------------------------------- batch norm
+
+@settings(max_examples=3, deadline=None)
+@given(shape=activation_shapes(), dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**16),
+       batch_statistics=st.booleans())
+def test_batch_norm_matches_the_cpu_twin(shape, dtype, seed, batch_statistics):
+    z = random_array(shape, dtype, seed) + 2
+    gamma, beta = random_array(shape[1:2], dtype, seed + 1), random_array(shape[1:2], dtype, seed + 2)
+    mu, sigma2 = (host(part) for part in gpu.batch_norm_statistics(on_device(z)))
+    want_mu, want_sigma2 = kernels.batch_norm_statistics(z)
+    assert_close(mu, want_mu, dtype)
+    assert_close(sigma2, want_sigma2, dtype)
+    outputs = gpu.batch_norm_forward(on_device(z), on_device(want_mu), on_device(want_sigma2),
+                                     on_device(gamma), on_device(beta), 1e-3)
+    wanted = kernels.batch_norm_forward(z, want_mu, want_sigma2, gamma, beta, 1e-3)
+    for got, want in zip(outputs, wanted):
+        assert_close(host(got), want)
+    g = random_array(shape, dtype, seed + 3)
+    z_norm = wanted[1]
+    gradients = gpu.batch_norm_backward(on_device(g), on_device(z_norm), on_device(want_sigma2),
+                                        on_device(gamma), 1e-3, batch_statistics)
+    wanted = kernels.batch_norm_backward(g, z_norm, want_sigma2, gamma, 1e-3, batch_statistics)
+    for got, want in zip(gradients, wanted):
+        assert_close(host(got), want)
+
+
+def test_batch_norm_errors_are_the_twins():
+    z = np.zeros((2, 3, 4))
+    with pytest.raises(ValueError) as cpu_error:
+        kernels.batch_norm_forward(z, np.zeros(3), np.ones(3), np.ones(2), np.zeros(3), 1e-5)
+    with pytest.raises(ValueError) as gpu_error:
+        gpu.batch_norm_forward(on_device(z), on_device(np.zeros(3)), on_device(np.ones(3)),
+                               on_device(np.ones(2)), on_device(np.zeros(3)), 1e-5)
+    assert str(gpu_error.value) == str(cpu_error.value)
+
+
 # ------------------------------------------------------------------- triplets
 
 @settings(max_examples=3, deadline=None)

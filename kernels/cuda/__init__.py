@@ -6,7 +6,8 @@ results, for arrays that live in GPU memory (numba device arrays, made with
 
     conv_forward, conv_backward_input, conv_backward_weight, conv_backward_bias,
     conv_output_shape, max_pool_forward, max_pool_backward, avg_pool_forward,
-    avg_pool_backward, gram, gram_backward, pairwise_sq_distances,
+    avg_pool_backward, gram, gram_backward, batch_norm_statistics,
+    batch_norm_forward, batch_norm_backward, pairwise_sq_distances,
     pairwise_sq_distances_backward, triplet_loss, triplet_loss_backward,
     select_triplets
 
@@ -40,6 +41,7 @@ from .conv import (
     conv_output_shape,
 )
 from .._checks import resolve_padding   # the padding rule: the same on either device
+from .batchnorm import batch_norm_backward, batch_norm_forward, batch_norm_statistics
 from .gram import gram, gram_backward
 from .pool import avg_pool_backward, avg_pool_forward, max_pool_backward, max_pool_forward
 from .triplet import (
@@ -55,6 +57,7 @@ __all__ = [
     "conv_output_shape", "resolve_padding",
     "max_pool_forward", "max_pool_backward", "avg_pool_forward", "avg_pool_backward",
     "gram", "gram_backward",
+    "batch_norm_statistics", "batch_norm_forward", "batch_norm_backward",
     "pairwise_sq_distances", "pairwise_sq_distances_backward",
     "triplet_loss", "triplet_loss_backward", "select_triplets",
 ]

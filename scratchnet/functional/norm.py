@@ -8,21 +8,23 @@ For each channel, over its m = N * (positions) values z_i in the batch:
     z~     = gamma z_norm + beta
 
 Written as a chain of elementwise ops, the tape would keep and revisit
-about ten arrays of the activation's size; as one Function it keeps two
-(z_norm and the per-channel 1/sqrt(sigma2 + eps)). With g = dJ/dz~ and
-dz_norm = gamma g, the backward pass (derived in docs/derivations.md) is
+about ten arrays of the activation's size; as one Function it keeps one
+(z_norm). With g = dJ/dz~ and dz_norm = gamma g, the backward pass (derived
+in docs/derivations.md) is
 
     dJ/dgamma = sum_i g_i z_norm_i          dJ/dbeta = sum_i g_i
     dJ/dz     = (1 / sqrt(sigma2 + eps)) * (dz_norm - mean(dz_norm) - z_norm mean(dz_norm z_norm))
 
 where the means run over the channel's m values. In evaluation mode mu and
 sigma2 are fixed numbers (the running estimates), so dJ/dz = dz_norm / sqrt(sigma2 + eps).
-The running estimates are not part of the tape: they are updated in place,
-outside autograd, as PyTorch does.
+The kernels (kernels/batchnorm.py, and its GPU twin) compute each of these in
+one or two passes over the channel's values. The running estimates are not
+part of the tape: they are updated in place, outside autograd, as PyTorch does.
 """
 
 import numpy as np
 
+from ..device import kernels_for
 from ..tensor import Tensor
 from ._function import Function
 
@@ -30,25 +32,17 @@ from ._function import Function
 class BatchNorm(Function):
     def forward(self, z, gamma, beta, mu, sigma2, eps, batch_statistics):
         """z: (N, C, ...); gamma, beta, mu, sigma2: (C,); batch_statistics: mu, sigma2 are z's."""
-        self.axes = (0,) + tuple(range(2, z.ndim))                # all but the channel axis
-        per_channel = (1, z.shape[1]) + (1,) * (z.ndim - 2)      # (C,) -> broadcasts over z
+        self.kernels = kernels_for(z)
+        z_tilde, self.z_norm = self.kernels.batch_norm_forward(z, mu, sigma2, gamma, beta, eps)
+        self.sigma2, self.gamma, self.eps = sigma2, gamma, eps
         self.batch_statistics = batch_statistics
-        self.inverse_std = (1.0 / np.sqrt(sigma2 + eps)).astype(z.dtype).reshape(per_channel)
-        self.z_norm = (z - mu.astype(z.dtype).reshape(per_channel)) * self.inverse_std
-        self.gamma = gamma.reshape(per_channel)
-        return self.z_norm * self.gamma + beta.reshape(per_channel)
+        return z_tilde
 
     def backward(self, g):
-        dz_norm = g * self.gamma
-        if self.batch_statistics:     # mu and sigma2 depend on z too
-            mean_dz_norm = dz_norm.mean(axis=self.axes, keepdims=True)
-            mean_dz_norm_z_norm = (dz_norm * self.z_norm).mean(axis=self.axes, keepdims=True)
-            dz = self.inverse_std * (dz_norm - mean_dz_norm - self.z_norm * mean_dz_norm_z_norm)
-        else:
-            dz = dz_norm * self.inverse_std
-        dgamma = (g * self.z_norm).sum(axis=self.axes) if self.needs_input_grad[1] else None
-        dbeta = g.sum(axis=self.axes) if self.needs_input_grad[2] else None
-        return dz, dgamma, dbeta
+        dz, dgamma, dbeta = self.kernels.batch_norm_backward(
+            g, self.z_norm, self.sigma2, self.gamma, self.eps, self.batch_statistics)
+        return (dz, dgamma if self.needs_input_grad[1] else None,
+                dbeta if self.needs_input_grad[2] else None)
 
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
@@ -70,8 +64,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         if m < 2:
             raise ValueError(f"input: batch statistics need more than 1 value per channel, "
                              f"got shape {input.shape}")
-        axes = (0,) + tuple(range(2, input.ndim))
-        mu, sigma2 = input.data.mean(axis=axes), input.data.var(axis=axes)
+        mu, sigma2 = kernels_for(input.data).batch_norm_statistics(input.data)
         if running_mean is not None:
             running_mean[...] = (1 - momentum) * running_mean + momentum * mu
             running_var[...] = (1 - momentum) * running_var + momentum * sigma2 * m / (m - 1)
