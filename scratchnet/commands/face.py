@@ -427,19 +427,22 @@ def run_evaluate(args):
         source = args.data
     note(f"evaluating on {len(images)} pictures of {len(np.unique(labels))} persons ({source})")
     classifiers = evaluation.classifiers_from_arrays(arrays)
+    embeddings = encoder(images)                # once, for the metrics and the pictures
     report = evaluation.evaluate(encoder, images, labels, classifiers, n_pairs=args.pairs,
-                                 enrolled=args.enrolled, seed=args.seed if args.data is None else 0)
+                                 enrolled=args.enrolled, seed=args.seed if args.data is None else 0,
+                                 embeddings=embeddings)
     if args.baseline:
         report["pixel_baseline_accuracy"] = evaluation.pixel_baseline(images, labels, args.pairs)
     report["data"] = source
     report["seconds"] = round(time.perf_counter() - started, 2)
     seed = args.seed if args.data is None else 0
     if args.roc:
-        pictures.draw_roc(encoder, images, labels, args.pairs, seed, classifiers, args.roc)
+        pictures.draw_roc(encoder, images, labels, args.pairs, seed, classifiers, args.roc,
+                          embeddings)
         note(f"wrote {args.roc}")
     if args.pictures:
         pictures.write_evaluation_pictures(encoder, images, labels, args.pictures, args.pairs,
-                                           args.enrolled, seed, classifiers)
+                                           args.enrolled, seed, classifiers, embeddings)
         note(f"wrote roc.png, triplets.png and identifications.png in {args.pictures}")
     if args.json:
         print(json.dumps(report))

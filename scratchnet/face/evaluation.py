@@ -38,10 +38,13 @@ EVALUATION_PAIRS = 6000          # as many as LFW's protocol has
 ENROLLED = 100                   # K of the recognition test
 
 
-def pair_embeddings(encoder, images, labels, n_pairs, seed):
-    """(embeddings of all images, (first, second, same)) for n_pairs balanced pairs."""
+def pair_embeddings(encoder, images, labels, n_pairs, seed, embeddings=None):
+    """(embeddings of all images, (first, second, same)) for n_pairs balanced pairs.
+
+    `embeddings`, when given, are encoder(images) computed already.
+    """
     pairs = sample_pairs(labels, n_pairs, seed)
-    return encoder(images), pairs
+    return (encoder(images) if embeddings is None else embeddings), pairs
 
 
 def squared_distances(embeddings, first, second):
@@ -154,9 +157,10 @@ def split_persons(labels, enrolled, seed):
 
 
 def evaluate(encoder, images, labels, classifiers=None, n_pairs=EVALUATION_PAIRS,
-             enrolled=ENROLLED, seed=0):
-    """Every metric of the module docstring as one JSON-serialisable dict."""
-    embeddings, pairs = pair_embeddings(encoder, images, labels, n_pairs, seed)
+             enrolled=ENROLLED, seed=0, embeddings=None):
+    """Every metric of the module docstring as one JSON-serialisable dict
+    (`embeddings`: encoder(images), when computed already)."""
+    embeddings, pairs = pair_embeddings(encoder, images, labels, n_pairs, seed, embeddings)
     report = {"tau": float(encoder.tau),
               "tau_identify": float(getattr(encoder, "tau_identify", encoder.tau))}
     verification = evaluate_verification(embeddings, pairs, classifiers)

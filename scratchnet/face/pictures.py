@@ -13,7 +13,8 @@ Save either with scratchnet.io.images.save_image.
 
 `draw_roc` and `write_evaluation_pictures` draw what `scratchnet face evaluate
 --roc / --pictures` writes: the ROC of d and of the pair classifiers, hard
-triplets, and identifications among K enrolled persons.
+triplets, and identifications among K enrolled persons. Each takes the
+pictures' embeddings encoder(images) when the caller has them already.
 """
 
 import os
@@ -30,10 +31,11 @@ ROW_GAP = 6          # white pixels between rows
 PICTURE_HEIGHT = 128
 
 
-def hard_triplets(encoder, images, labels, n_anchors=6, seed=0):
+def hard_triplets(encoder, images, labels, n_anchors=6, seed=0, embeddings=None):
     """Rows "A | hardest P | hardest N" with their distances, for n_anchors random anchors."""
     images, labels = np.asarray(images), np.asarray(labels)
-    embeddings = encoder(images)
+    if embeddings is None:
+        embeddings = encoder(images)
     rng = np.random.default_rng(seed)
     has_positive = np.bincount(labels)[labels] >= 2
     anchors = rng.choice(np.flatnonzero(has_positive), size=min(n_anchors, has_positive.sum()),
@@ -71,10 +73,10 @@ def identifications(database, enrolled_pictures, queries, truths=None):
     return stack_rows(rows, gap=ROW_GAP)
 
 
-def draw_roc(encoder, images, labels, n_pairs, seed, classifiers, path):
+def draw_roc(encoder, images, labels, n_pairs, seed, classifiers, path, embeddings=None):
     """The ROC of d = ||f(x1) - f(x2)||^2 and of each pair classifier, to a PNG at `path`."""
     embeddings, (first, second, same) = evaluation.pair_embeddings(
-        encoder, images, labels, n_pairs, seed)
+        encoder, images, labels, n_pairs, seed, embeddings)
     distances = evaluation.squared_distances(embeddings, first, second)
     curves = {"d = ||f(x1) - f(x2)||^2": roc_curve(distances, same)[:2]}
     for kind, classifier in (classifiers or {}).items():
@@ -84,18 +86,21 @@ def draw_roc(encoder, images, labels, n_pairs, seed, classifiers, path):
 
 
 def write_evaluation_pictures(encoder, images, labels, folder, n_pairs, enrolled, seed,
-                              classifiers=None):
+                              classifiers=None, embeddings=None):
     """roc.png, triplets.png and identifications.png (4 enrolled persons, 2 others) in `folder`."""
     os.makedirs(folder, exist_ok=True)
+    if embeddings is None:
+        embeddings = encoder(images)
     draw_roc(encoder, images, labels, n_pairs, seed, classifiers,
-             os.path.join(folder, "roc.png"))
-    save_image(hard_triplets(encoder, images, labels, seed=seed),
+             os.path.join(folder, "roc.png"), embeddings)
+    save_image(hard_triplets(encoder, images, labels, seed=seed, embeddings=embeddings),
                os.path.join(folder, "triplets.png"))
     members, strangers = evaluation.split_persons(labels, enrolled, seed)
     shown = {str(person): images[np.flatnonzero(labels == person)[0]] for person in members}
     with tempfile.TemporaryDirectory() as scratch:
         database = FaceDatabase(os.path.join(scratch, "enrolled.npz"), encoder)
-        database.enroll_embeddings(list(shown), encoder(np.stack(list(shown.values()))))
+        database.enroll_embeddings(list(shown), embeddings[[np.flatnonzero(labels == person)[0]
+                                                            for person in members]])
         queries = [np.flatnonzero(labels == person)[1] for person in members[:4]]
         queries += [np.flatnonzero(labels == person)[0] for person in strangers[:2]]
         truths = [str(person) for person in members[:4]] + [None, None]

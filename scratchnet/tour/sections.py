@@ -143,15 +143,16 @@ def face(tour, section):
     train_embeddings, train_pairs = evaluation.pair_embeddings(encoder, *train_set,
                                                                preset.face_pairs, 0)
     classifiers = evaluation.fit_pair_classifiers(train_embeddings, train_pairs)
+    test_embeddings = encoder(test_images)
     report = evaluation.evaluate(encoder, test_images, test_labels, classifiers,
                                  n_pairs=preset.face_pairs, enrolled=preset.face_enrolled,
-                                 seed=FACE_TEST_SEED)
+                                 seed=FACE_TEST_SEED, embeddings=test_embeddings)
     baseline = evaluation.pixel_baseline(test_images, test_labels, preset.face_pairs)
     section.add(_face_table(report, baseline, preset))
     folder = tour.path("face")
     pictures.write_evaluation_pictures(encoder, test_images, test_labels, folder,
                                        preset.face_pairs, preset.face_enrolled, FACE_TEST_SEED,
-                                       classifiers)
+                                       classifiers, test_embeddings)
     section.add(tour.existing_figure("face/roc.png",
                                      "ROC on held-out pairs: d thresholded, and the two pair "
                                      "classifiers y_hat = sigmoid(sum_k w_k |f(x_i)_k - "

@@ -45,10 +45,9 @@ from numba import njit
 from ... import functional as F
 from ...io.dlib_dnn import read_dlib_network_file
 from ...io.dlib_format import DlibFormatError
-from ...nn import Conv2d, Module, Sequential
+from ...nn import ChannelAffine, Conv2d, Module, Sequential
 from ...tensor import Tensor, no_grad
 from .files import find_model_file
-from .resnet import ChannelAffine
 
 PYRAMID_N = 6            # pyramid_down<6>: each level is (N - 1) / N = 5/6 of the one before
 MIN_LEVEL_HEIGHT = 5

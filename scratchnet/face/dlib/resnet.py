@@ -52,7 +52,17 @@ import numpy as np
 from ... import functional as F
 from ...io.dlib_dnn import TAG_OR_SKIP, read_dlib_network_file
 from ...io.dlib_format import DlibFormatError
-from ...nn import AvgPool2d, Conv2d, Identity, MaxPool2d, Module, Parameter, ReLU, Sequential
+from ...nn import (
+    AvgPool2d,
+    ChannelAffine,
+    Conv2d,
+    Identity,
+    MaxPool2d,
+    Module,
+    Parameter,
+    ReLU,
+    Sequential,
+)
 from ...tensor import Tensor, no_grad
 from .files import find_model_file
 
@@ -74,19 +84,6 @@ def _pad_to(x, target):
     if not any(extra):
         return x
     return F.pad(x, (0, extra[3], 0, extra[2], 0, extra[1]))  # (W, H, C) widths, last axis first
-
-
-class ChannelAffine(Module):
-    """z~[n, c] = gamma[c] z[n, c] + beta[c]: dlib's affine_ (a folded batch norm)."""
-
-    def __init__(self, gamma, beta):
-        super().__init__()
-        self.gamma = Parameter(np.asarray(gamma, dtype=np.float32))
-        self.beta = Parameter(np.asarray(beta, dtype=np.float32))
-
-    def forward(self, z):
-        shape = (1, -1) + (1,) * (z.ndim - 2)  # (C,) -> (1, C, 1, 1)
-        return F.add(F.mul(z, F.reshape(self.gamma, shape)), F.reshape(self.beta, shape))
 
 
 class ConvAffine(Module):
