@@ -30,7 +30,7 @@ from .flatten import Flatten
 from .linear import Identity, Linear
 from .loss import CrossEntropyLoss, MSELoss
 from .module import IncompatibleKeys, Module, Parameter, Sequential
-from .norm import BatchNorm1d, BatchNorm2d, BatchNorm3d
+from .norm import BatchNorm1d, BatchNorm2d, BatchNorm3d, ChannelAffine
 from .pool import AvgPool1d, AvgPool2d, AvgPool3d, MaxPool1d, MaxPool2d, MaxPool3d
 from .rng import manual_seed
 
@@ -38,7 +38,7 @@ __all__ = [
     "Module", "Parameter", "Sequential", "IncompatibleKeys",
     "Conv1d", "Conv2d", "Conv3d", "Linear", "Identity", "Flatten", "Dropout",
     "MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d",
-    "BatchNorm1d", "BatchNorm2d", "BatchNorm3d",
+    "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "ChannelAffine",
     "ReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax",
     "CrossEntropyLoss", "MSELoss",
     "init", "manual_seed",

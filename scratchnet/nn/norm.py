@@ -107,3 +107,17 @@ class BatchNorm3d(BatchNormNd):
 
     input_ndims = (5,)
     layout = "(N, C, D, H, W)"
+
+
+class ChannelAffine(Module):
+    """z~[n, c] = gamma[c] z[n, c] + beta[c], with given gamma and beta: a batch norm folded
+    into one scale and shift per channel (dlib's affine_ layer)."""
+
+    def __init__(self, gamma, beta):
+        super().__init__()
+        self.gamma = Parameter(np.asarray(gamma, dtype=np.float32))
+        self.beta = Parameter(np.asarray(beta, dtype=np.float32))
+
+    def forward(self, z):
+        shape = (1, -1) + (1,) * (z.ndim - 2)  # (C,) -> (1, C, 1, 1)
+        return F.add(F.mul(z, F.reshape(self.gamma, shape)), F.reshape(self.beta, shape))

@@ -52,11 +52,11 @@ import numpy as np
 
 from kernels import resolve_padding
 
-from ..face.dlib.resnet import ChannelAffine
 from ..nn import (
     BatchNorm1d,
     BatchNorm2d,
     BatchNorm3d,
+    ChannelAffine,
     Dropout,
     Identity,
     ReLU,
