@@ -55,10 +55,7 @@ def batch_norm_forward(z, mu, sigma2, gamma, beta, eps):
 
 def batch_norm_backward(g, z_norm, sigma2, gamma, eps, batch_statistics):
     """(dJ/dz, dJ/dgamma, dJ/dbeta) given g = dJ/dz~ and the forward pass's z_norm and sigma2."""
-    g_flat, z_norm_flat = _flat("g", g), _flat("z_norm", z_norm)
-    _check_gradient_shapes(g_flat, z_norm_flat, g.shape, z_norm.shape)
-    check_same_dtype(g=g_flat, z_norm=z_norm_flat)
-    sigma2, gamma = _per_channel(g_flat, _vector, sigma2=sigma2, gamma=gamma)
+    g_flat, z_norm_flat, sigma2, gamma = _check_backward(g, z_norm, sigma2, gamma, _flat, _vector)
     dz = np.empty_like(g_flat)
     dgamma, dbeta = _backward(g_flat, z_norm_flat, gamma / np.sqrt(sigma2 + eps),
                               bool(batch_statistics), dz)
@@ -77,16 +74,21 @@ def _vector(name, vector):
 
 
 # The checks below are shared with the GPU twin (kernels.cuda.batchnorm), which
-# passes its own `convert` for the per-channel vectors.
+# passes its own `flat` and `convert` for the arrays and the per-channel vectors.
 
 def _check_statistics_input(z_flat, shape):
     if z_flat.shape[0] * z_flat.shape[2] < 1:
         raise ValueError(f"z: expected at least one value per channel, got shape {shape}")
 
 
-def _check_gradient_shapes(g_flat, z_norm_flat, g_shape, z_norm_shape):
+def _check_backward(g, z_norm, sigma2, gamma, flat, convert):
+    """(g, z_norm) viewed as (N, n_C, P) by `flat`, and (sigma2, gamma) by `convert`."""
+    g_flat, z_norm_flat = flat("g", g), flat("z_norm", z_norm)
     if g_flat.shape != z_norm_flat.shape:
-        raise ValueError(f"g: expected z_norm's shape {z_norm_shape}, got {g_shape}")
+        raise ValueError(f"g: expected z_norm's shape {z_norm.shape}, got {g.shape}")
+    check_same_dtype(g=g_flat, z_norm=z_norm_flat)
+    sigma2, gamma = _per_channel(g_flat, convert, sigma2=sigma2, gamma=gamma)
+    return g_flat, z_norm_flat, sigma2, gamma
 
 
 def _per_channel(z_flat, convert, **vectors):

@@ -21,8 +21,7 @@ import numba
 import numpy as np
 from numba import cuda
 
-from .._checks import check_same_dtype
-from ..batchnorm import _check_gradient_shapes, _check_statistics_input, _per_channel
+from ..batchnorm import _check_backward, _check_statistics_input, _per_channel
 from ._device import check_device_array, empty, launch
 
 REDUCE_THREADS = 256      # threads of a per-channel reduction block (a power of 2)
@@ -51,10 +50,7 @@ def batch_norm_forward(z, mu, sigma2, gamma, beta, eps):
 
 def batch_norm_backward(g, z_norm, sigma2, gamma, eps, batch_statistics):
     """(dJ/dz, dJ/dgamma, dJ/dbeta) given g = dJ/dz~ and the forward pass's z_norm and sigma2."""
-    g_flat, z_norm_flat = _flat("g", g), _flat("z_norm", z_norm)
-    _check_gradient_shapes(g_flat, z_norm_flat, g.shape, z_norm.shape)
-    check_same_dtype(g=g_flat, z_norm=z_norm_flat)
-    sigma2, gamma = _per_channel(g_flat, _vector, sigma2=sigma2, gamma=gamma)
+    g_flat, z_norm_flat, sigma2, gamma = _check_backward(g, z_norm, sigma2, gamma, _flat, _vector)
     n_channels = g_flat.shape[1]
     sums = empty((n_channels, 2), np.float64)           # S_g, S_gz per channel
     _gradient_sums_kernel[n_channels, REDUCE_THREADS](g_flat, z_norm_flat, sums)
@@ -121,14 +117,20 @@ def _statistics_kernel(z, mu, sigma2):
         mu[c], sigma2[c] = mean, variance
 
 
+@cuda.jit(device=True)
+def _entry(i, shape):
+    """(n, c, p) of entry number i, in C order, of an (N, n_C, P) array."""
+    n, rest = divmod(i, shape[1] * shape[2])
+    c, p = divmod(rest, shape[2])
+    return n, c, p
+
+
 @cuda.jit(cache=True)
 def _normalise_kernel(z, mu, sigma2, gamma, beta, eps, z_tilde, z_norm):
     """Thread i: entry i (C order) of z_norm and z~."""
     i = cuda.grid(1)
     if i < z.size:
-        n_channels, n_positions = z.shape[1], z.shape[2]
-        n, rest = divmod(i, n_channels * n_positions)
-        c, p = divmod(rest, n_positions)
+        n, c, p = _entry(i, z.shape)
         normalised = (z[n, c, p] - mu[c]) / math.sqrt(sigma2[c] + eps)
         z_norm[n, c, p] = normalised
         z_tilde[n, c, p] = gamma[c] * normalised + beta[c]
@@ -156,10 +158,8 @@ def _input_gradient_kernel(g, z_norm, sums, sigma2, gamma, eps, batch_statistics
     """Thread i: entry i (C order) of dz."""
     i = cuda.grid(1)
     if i < g.size:
-        n_channels, n_positions = g.shape[1], g.shape[2]
-        n, rest = divmod(i, n_channels * n_positions)
-        c, p = divmod(rest, n_positions)
-        m = g.shape[0] * n_positions
+        n, c, p = _entry(i, g.shape)
+        m = g.shape[0] * g.shape[2]
         scale = gamma[c] / math.sqrt(sigma2[c] + eps)
         value = g[n, c, p]
         if batch_statistics:
