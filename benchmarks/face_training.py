@@ -54,7 +54,8 @@ def _evaluate_json(model):
 
 def untrained_encoder_report():
     """An encoder with random weights, tau and tau_identify fitted on the validation persons."""
-    network = FaceEncoder(width=TrainingSettings().width, seed=0)
+    defaults = TrainingSettings()
+    network = FaceEncoder(width=defaults.width, convs_per_block=defaults.convs_per_block, seed=0)
     validation_images, validation_labels = synthetic_faces(300, 10, seed=1)
     encoder = Encoder(network)
     first, second, same = sample_pairs(validation_labels, 2000, seed=0)

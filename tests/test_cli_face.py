@@ -28,11 +28,11 @@ from scratchnet.face.evaluation import classifiers_from_arrays
 
 ACTIONS = ["train", "verify", "calibrate", "evaluate", "enroll", "identify", "list", "remove"]
 TRAIN = ["--identities", "40", "--validation-identities", "20", "--steps", "4",
-         "--batch-identities", "8", "--width", "4"]
+         "--batch-identities", "8", "--width", "4", "--convs-per-block", "2"]
 EVALUATE = ["--identities", "20", "--pairs", "200", "--enrolled", "5"]
 # the same training settings on less data (data is not part of what a checkpoint checks)
 FEW = ["--identities", "8", "--per-identity", "2", "--validation-identities", "4", "--steps", "4",
-       "--batch-identities", "8", "--width", "4"]
+       "--batch-identities", "8", "--width", "4", "--convs-per-block", "2"]
 REQUIRED_KEYS = {"verification_accuracy", "auc", "tau", "top1", "rejection"}
 
 
@@ -89,6 +89,7 @@ def test_train_writes_a_model_with_tau_classifiers_and_a_checkpoint(trained):
     encoder, arrays = load_encoder(path, with_arrays=True)
     assert (encoder.image_size, encoder.embedding_size) == (64, 128)
     assert encoder.network.architecture()["width"] == 4
+    assert encoder.network.architecture()["convs_per_block"] == 2
     training = encoder.info["training"]
     assert training["trained_steps"] == 4 and training["identities_per_batch"] == 8
     assert encoder.tau > 0 and "tau_eer" in encoder.info

@@ -20,7 +20,8 @@ from scratchnet.face.encoder import Encoder, load_encoder
 from scratchnet.models.face_encoder import FaceEncoder
 from scratchnet.serialize import load_npz, save_npz
 
-SMALL = {"width": 4, "embedding_size": 16, "image_size": 32, "blocks": 2, "downsample": 1}
+SMALL = {"width": 4, "embedding_size": 16, "image_size": 32, "blocks": 2, "downsample": 1,
+         "convs_per_block": 1}
 
 
 def pictures(n, size=32, seed=0, dtype=np.float32):
@@ -78,6 +79,19 @@ def test_parameter_shapes_follow_the_architecture_table(downsample, side):
     assert sum(len(shape) == 1 for shape in shapes.values()) == 3 * 2 + 1   # BN gamma, beta; bias
     linear = [shape for shape in shapes.values() if len(shape) == 2]
     assert linear == [(128, 4 * w * side * side)]
+
+
+def test_two_convs_per_block_keep_the_blocks_channels():
+    # docstring: with convs_per_block = 2 each block has a second conv (c_out -> c_out) + BN
+    w = 4
+    f = FaceEncoder(width=w, convs_per_block=2, seed=0)
+    conv_shapes = [p.shape for _, p in f.named_parameters() if p.ndim == 4]
+    assert conv_shapes == [(w, 3, 3, 3), (w, w, 3, 3), (2 * w, w, 3, 3), (2 * w, 2 * w, 3, 3),
+                           (4 * w, 2 * w, 3, 3), (4 * w, 4 * w, 3, 3)]
+    assert sum(p.ndim == 1 for _, p in f.named_parameters()) == 6 * 2 + 1
+    with no_grad():
+        e = f.eval()(Tensor(pictures(2, size=64))).data
+    np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, rtol=1e-5)
 
 
 def test_channels_stop_growing_at_four_times_the_width():
@@ -183,6 +197,7 @@ def test_wrong_input_shape_is_named(shape):
     ({"embedding_size": True}, "embedding_size: expected a positive int, got True"),
     ({"blocks": 0}, "blocks: expected a positive int"),
     ({"downsample": -1}, "downsample: expected a positive int"),
+    ({"convs_per_block": 0}, "convs_per_block: expected a positive int, got 0"),
 ])
 def test_bad_arguments_are_named(arguments, message):
     with pytest.raises(ValueError, match=message):
@@ -270,6 +285,26 @@ def test_save_load_round_trip_gives_identical_embeddings(saved):
     for name, value in encoder.network.state_dict().items():
         np.testing.assert_array_equal(loaded.network.state_dict()[name], value, err_msg=name)
     np.testing.assert_array_equal(arrays["other.thing"], np.arange(5))
+
+
+def test_two_convs_per_block_survive_saving(tmp_path):
+    encoder = Encoder(FaceEncoder(**{**SMALL, "convs_per_block": 2}, seed=0).eval(), tau=0.5)
+    encoder.save(tmp_path / "deep.npz")
+    loaded = load_encoder(tmp_path / "deep.npz")
+    assert loaded.network.architecture()["convs_per_block"] == 2
+    x = pictures(3, seed=1)
+    np.testing.assert_array_equal(loaded(x), encoder(x))
+
+
+def test_a_file_from_before_convs_per_block_loads_with_one_per_block(saved, tmp_path):
+    _, path = saved
+    arrays = load_npz(path)
+    config = json.loads(str(arrays["config"]))
+    del config["architecture"]["convs_per_block"]          # as files written before it existed
+    arrays["config"] = np.array(json.dumps(config))
+    old = tmp_path / "old.npz"
+    save_npz(old, arrays)
+    assert load_encoder(old).network.architecture()["convs_per_block"] == 1
 
 
 def test_load_encoder_gives_the_encoder_alone_by_default(saved):

@@ -72,6 +72,7 @@ def interrupt_at(step):
 @pytest.mark.parametrize("changes, message", [
     ({"steps": 0}, "steps: expected a positive int, got 0"),
     ({"width": True}, "width: expected a positive int, got True"),
+    ({"convs_per_block": 0}, "convs_per_block: expected a positive int, got 0"),
     ({"validation_pairs": 2.5}, "validation_pairs: expected a positive int"),
     ({"identities_per_batch": 1}, "identities_per_batch and pictures_per_identity: expected >= 2"),
     ({"pictures_per_identity": 1}, "expected >= 2"),

@@ -168,6 +168,9 @@ def _add_train(actions):
                         help=f"pictures per person in a batch (default {defaults.pictures_per_identity})")
     parser.add_argument("--width", type=int, default=defaults.width,
                         help=f"channels of the encoder's first block (default {defaults.width})")
+    parser.add_argument("--convs-per-block", type=int, default=defaults.convs_per_block,
+                        help=f"conv + batch norm + ReLU layers in each of the encoder's blocks "
+                        f"(default {defaults.convs_per_block})")
     parser.add_argument("--no-augment", action="store_true",
                         help="no random flips, shifts and colour changes")
     parser.add_argument("--seed", type=int, default=defaults.seed,
@@ -192,7 +195,8 @@ def run_train(args):
     settings = TrainingSettings(
         steps=args.steps, identities_per_batch=args.batch_identities,
         pictures_per_identity=args.batch_pictures, alpha=args.alpha, strategy=args.strategy,
-        lr=args.lr, width=args.width, augment=not args.no_augment, seed=args.seed,
+        lr=args.lr, width=args.width, convs_per_block=args.convs_per_block,
+        augment=not args.no_augment, seed=args.seed,
         validate_every=args.validate_every, checkpoint_every=args.checkpoint_every,
         device=args.device)
     try:

@@ -12,6 +12,8 @@ blocks, input halved first):
     block 1   conv 3x3 (3 -> w)     BN  ReLU  max-pool 2x2    32x32 -> 16x16
     block 2   conv 3x3 (w -> 2w)    BN  ReLU  max-pool 2x2    16x16 ->  8x8
     block 3   conv 3x3 (2w -> 4w)   BN  ReLU  max-pool 2x2     8x8  ->  4x4
+              (with convs_per_block = 2, each block has a second conv 3x3 + BN + ReLU,
+              keeping its channels, before the pooling, as VGG's blocks do)
     flatten   4w * 4 * 4 = 2048 numbers
     linear    2048 -> 128
     f(x)      the 128 numbers divided by their L2 norm, so ||f(x)|| = 1
@@ -62,19 +64,20 @@ class FaceEncoder(Module):
     """f(x): (N, 3, image_size, image_size) images in [0, 1] -> (N, embedding_size) unit vectors."""
 
     def __init__(self, width=32, embedding_size=128, image_size=64, blocks=3, downsample=2,
-                 seed=None):
+                 convs_per_block=1, seed=None):
         super().__init__()
         for name, value in (("width", width), ("embedding_size", embedding_size),
-                            ("blocks", blocks), ("downsample", downsample)):
+                            ("blocks", blocks), ("downsample", downsample),
+                            ("convs_per_block", convs_per_block)):
             _check_positive_int(name, value)
         _check_image_size(image_size, 2 ** blocks * downsample)
         self.width, self.embedding_size, self.image_size = width, embedding_size, image_size
-        self.blocks, self.downsample = blocks, downsample
+        self.blocks, self.downsample, self.convs_per_block = blocks, downsample, convs_per_block
         if seed is not None:
             manual_seed(seed)
         channels = [3] + [width * min(2 ** b, MAX_WIDTH_FACTOR) for b in range(blocks)]
         self.shrink = AvgPool2d(downsample) if downsample > 1 else Identity()
-        self.features = Sequential(*[_block(c_in, c_out)
+        self.features = Sequential(*[_block(c_in, c_out, convs_per_block)
                                      for c_in, c_out in zip(channels[:-1], channels[1:])])
         final_side = image_size // (2 ** blocks * downsample)
         self.flatten = Flatten()
@@ -84,7 +87,7 @@ class FaceEncoder(Module):
         """The constructor's arguments (without seed): what rebuilds this network."""
         return {"width": self.width, "embedding_size": self.embedding_size,
                 "image_size": self.image_size, "blocks": self.blocks,
-                "downsample": self.downsample}
+                "downsample": self.downsample, "convs_per_block": self.convs_per_block}
 
     def named_layers(self):
         """The network as a chain (scratchnet.visualize): shrink, block1 ... blockB, flatten,
@@ -104,9 +107,13 @@ class FaceEncoder(Module):
         return ", ".join(f"{name}={value}" for name, value in self.architecture().items())
 
 
-def _block(c_in, c_out):
-    return Sequential(Conv2d(c_in, c_out, 3, padding=1, bias=False), BatchNorm2d(c_out), ReLU(),
-                      MaxPool2d(2))
+def _block(c_in, c_out, convs):
+    """`convs` times conv 3x3 + BN + ReLU (c_in -> c_out, then c_out -> c_out), then max-pool 2x2."""
+    layers = []
+    for k in range(convs):
+        layers += [Conv2d(c_in if k == 0 else c_out, c_out, 3, padding=1, bias=False),
+                   BatchNorm2d(c_out), ReLU()]
+    return Sequential(*layers, MaxPool2d(2))
 
 
 def _check_positive_int(name, value):

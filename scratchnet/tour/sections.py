@@ -126,6 +126,7 @@ def face(tour, section):
     persons, pictures_each = preset.face_batch
     settings = TrainingSettings(steps=preset.face_steps, identities_per_batch=persons,
                                 pictures_per_identity=pictures_each, width=preset.face_width,
+                                convs_per_block=1,       # the tour's short run: one conv a block
                                 validate_every=max(1, preset.face_steps // 5),
                                 checkpoint_every=preset.face_steps, validation_pairs=1000)
     tour.note(f"face: training {preset.face_steps} steps on {len(train_set[0])} pictures of "
