@@ -36,18 +36,18 @@ are the slice x_pad[..., j * d :: s] (cut to the output's size), and folding
 adds them back the same way. NumPy's copy loops run these as fast as any
 hand-written loop measured here, so the work that matters is the matrix
 product, which runs in BLAS. docs/derivations.md derives the two gradients.
+
+A 3x3 filter with stride 1 (the forward pass, and the input gradient as a
+correlation with the flipped filters) runs instead as Winograd's F(2x2, 3x3)
+in kernels.winograd, which needs 2.25 times fewer products.
 """
 
-import os
-import threading
 from collections import namedtuple
-from concurrent.futures import ThreadPoolExecutor
 from itertools import product
-from queue import Empty, SimpleQueue
 
 import numpy as np
-from threadpoolctl import ThreadpoolController
 
+from . import winograd
 from ._checks import (
     as_tuple,
     check_float_array,
@@ -56,6 +56,7 @@ from ._checks import (
     output_sizes,
     resolve_padding,
 )
+from ._workers import N_WORKERS, run_in_workers, scratch
 
 # Geometry of one convolution, spatial entries lifted to 3-D (d, h, w).
 Geometry = namedtuple(
@@ -70,7 +71,7 @@ def conv_forward(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
     """y = conv(x, w) + b for 1-3 spatial dims (read from x.ndim - 2)."""
     x, w, b, geo = _check_forward(x, w, b, stride, padding, dilation, groups)
     n_out = w.shape[0]
-    y = _correlate(x, w.reshape(groups, n_out // groups, -1), geo)  # (G, F_g, C_g k) filters
+    y = _correlate(x, w, geo)
     if b is not None:
         y += b.reshape((1, n_out) + (1,) * geo.n_spatial)
     return y
@@ -90,7 +91,11 @@ def conv_backward_input(dy, w, x_shape, stride=1, padding=0, dilation=1, groups=
       - the filters hold fewer numbers than dy: the correlation copies the
         filters (flipped), the fold writes dcols and, per worker, dx
         (512 channels at 32 x 32: fold 38 ms, correlation 43 ms; 64
-        channels at 256 x 256: correlation 51 ms, fold 59 ms).
+        channels at 256 x 256: correlation 51 ms, fold 59 ms),
+    or whenever the correlation runs as F(2x2, 3x3) (kernels.winograd) and
+    the input has at least winograd.MIN_ROWS channels (for VGG's conv1_1,
+    with 3, the fold took a third of F(2x2, 3x3)'s time: its product writes
+    27 rows where F(2x2, 3x3) transforms all 64 channels of dy).
     """
     w = check_float_array("w", w, ndim=(3, 4, 5))
     x_shape = check_shape("x_shape", x_shape, ndim=w.ndim)
@@ -98,7 +103,9 @@ def conv_backward_input(dy, w, x_shape, stride=1, padding=0, dilation=1, groups=
     dy = _check_dy(dy, x_shape[0], w.shape[0], geo)
     check_same_dtype(dy=dy, w=w)
     transposed = _transposed_geometry(geo)
-    if transposed is not None and w.shape[0] <= x_shape[1] and w.size <= dy.size:
+    as_winograd = winograd.applies(transposed, w.shape[0]) if transposed else False
+    if transposed is not None and (as_winograd and x_shape[1] >= winograd.MIN_ROWS
+                                   or w.shape[0] <= x_shape[1] and w.size <= dy.size):
         return _correlate(dy, _flipped_transposed_filters(w, groups), transposed)
     return _fold_backward_input(dy, w, x_shape, geo)
 
@@ -112,6 +119,9 @@ def conv_backward_weight(dy, x, w_shape, stride=1, padding=0, dilation=1, groups
     check_same_dtype(dy=dy, x=x)
     n_batch, n_out = dy.shape[0], w_shape[0]
     x_pad = _pad(x, geo)                                     # (N, C, D_p, H_p, W_p)
+    if winograd.applies(geo, x.shape[1]):
+        dy_3d = dy.reshape(_lift_shape(dy.shape))
+        return winograd.weight_gradient(x_pad, dy_3d, geo.kernel[0]).reshape(w_shape)
     dy_mat = dy.reshape(n_batch, groups, n_out // groups, -1)  # (N, G, F_g, P)
 
     # computed transposed, dw^T = cols @ dy^T: BLAS runs the product with the
@@ -126,7 +136,7 @@ def conv_backward_weight(dy, x, w_shape, stride=1, padding=0, dilation=1, groups
             dw_t += products.sum(axis=0)
         return dw_t
 
-    dw_t = sum(_run_in_workers(backward_tiles, _tiles(geo, x.shape)))  # (G, C_g k, F_g)
+    dw_t = sum(run_in_workers(backward_tiles, _tiles(geo, x.shape)))  # (G, C_g k, F_g)
     return np.ascontiguousarray(dw_t.transpose(0, 2, 1)).reshape(w_shape)
 
 
@@ -149,10 +159,17 @@ def conv_output_shape(x_shape, w_shape, stride=1, padding=0, dilation=1, groups=
 
 # ----------------------------------------------------- the shared middle tier
 
-def _correlate(x, w_mat, geo):
-    """y[n, g, f, o] = sum_q w_mat[g, f, q] cols[n, g, q, o]: unfold and multiply, tile by tile."""
-    n_batch, n_out = x.shape[0], w_mat.shape[0] * w_mat.shape[1]
+def _correlate(x, w, geo):
+    """y[n, g, f, o] = sum_q w_mat[g, f, q] cols[n, g, q, o]: unfold and multiply, tile by tile.
+
+    w (G F_g, C_g, *k), which may be a view: w_mat is its (G, F_g, C_g k) reshape.
+    """
+    n_batch, n_out = x.shape[0], w.shape[0]
     x_pad = _pad(x, geo)                                     # (N, C, D_p, H_p, W_p)
+    if winograd.applies(geo, x.shape[1]):
+        y = winograd.correlate(x_pad, w.reshape(_lift_shape(w.shape)), geo.out_sizes)
+        return y.reshape((n_batch, n_out) + _spatial(geo.out_sizes, geo))
+    w_mat = w.reshape(geo.groups, n_out // geo.groups, -1)
     y = np.empty((n_batch,) + w_mat.shape[:2] + (_n_positions(geo),), dtype=x.dtype)
 
     def forward_tiles(tiles):
@@ -160,7 +177,7 @@ def _correlate(x, w_mat, geo):
             cols = _columns(x_pad, geo, tile)                # (n_t, G, C_g k, P_t)
             np.matmul(w_mat, cols, out=y[tile.samples, :, :, tile.positions])
 
-    _run_in_workers(forward_tiles, _tiles(geo, x.shape))
+    run_in_workers(forward_tiles, _tiles(geo, x.shape))
     return y.reshape((n_batch, n_out) + _spatial(geo.out_sizes, geo))
 
 
@@ -184,13 +201,14 @@ def _transposed_geometry(geo):
 
 
 def _flipped_transposed_filters(w, groups):
-    """w (G F_g, C_g, *k) -> the filters of the transposed convolution as (G, C_g, F_g k)."""
+    """w (G F_g, C_g, *k) -> the filters of the transposed convolution, (G C_g, F_g, *k):
+    flipped, input and output channels swapped in each group (a view when groups = 1)."""
     n_out, per_group_in = w.shape[:2]
     kernel = w.shape[2:]
     flipped = w[(slice(None), slice(None)) + (slice(None, None, -1),) * len(kernel)]
-    # (G F_g, C_g, *k) -> (G, F_g, C_g, *k) -> (G, C_g, F_g, *k) -> (G, C_g, F_g k)
+    # (G F_g, C_g, *k) -> (G, F_g, C_g, *k) -> (G, C_g, F_g, *k) -> (G C_g, F_g, *k)
     by_group = flipped.reshape((groups, n_out // groups, per_group_in) + kernel)
-    return np.ascontiguousarray(by_group.swapaxes(1, 2)).reshape(groups, per_group_in, -1)
+    return by_group.swapaxes(1, 2).reshape((groups * per_group_in, n_out // groups) + kernel)
 
 
 def _fold_backward_input(dy, w, x_shape, geo):
@@ -203,7 +221,7 @@ def _fold_backward_input(dy, w, x_shape, geo):
     def fold_tiles(tiles, dx_pad):
         for tile in tiles:
             dy_tile = dy_mat[tile.samples, :, :, tile.positions]      # (n_t, G, F_g, P_t)
-            dcols = _scratch("columns", dy_tile.shape[:2] + (w_mat_t.shape[1], dy_tile.shape[3]),
+            dcols = scratch("columns", dy_tile.shape[:2] + (w_mat_t.shape[1], dy_tile.shape[3]),
                              dy.dtype)
             np.matmul(w_mat_t, dy_tile, out=dcols)
             _fold(dcols, geo, tile, dx_pad)
@@ -215,10 +233,10 @@ def _fold_backward_input(dy, w, x_shape, geo):
     if all(tile.positions == slice(0, _n_positions(geo)) for tile in tiles):
         # tiles of whole samples fold into disjoint parts of dx: one dx_pad serves all workers
         dx_pad = new_dx_pad()
-        _run_in_workers(lambda worker_tiles: fold_tiles(worker_tiles, dx_pad), tiles)
+        run_in_workers(lambda worker_tiles: fold_tiles(worker_tiles, dx_pad), tiles)
     else:
         # windows of tiles cut from one sample overlap: each worker folds into its own dx_pad
-        dx_pads = _run_in_workers(lambda worker_tiles: fold_tiles(worker_tiles, new_dx_pad()),
+        dx_pads = run_in_workers(lambda worker_tiles: fold_tiles(worker_tiles, new_dx_pad()),
                                   tiles)
         dx_pad = dx_pads[0]
         for other in dx_pads[1:]:
@@ -405,7 +423,7 @@ def _columns(x_pad, geo, tile):
     n_t = tile.samples.stop - tile.samples.start
     box = (tile.rows_d.stop - tile.rows_d.start, tile.rows_h.stop - tile.rows_h.start,
            geo.out_sizes[2])
-    cols = _scratch("columns", (n_t, x_pad.shape[1]) + geo.kernel + box, x_pad.dtype)
+    cols = scratch("columns", (n_t, x_pad.shape[1]) + geo.kernel + box, x_pad.dtype)
     for offset in product(*map(range, geo.kernel)):
         cols[(slice(None), slice(None)) + offset] = x_pad[_window(geo, tile, offset)]
     # (n_t, C, kD, kH, kW, box) -> (n_t, G, C_g k, P_t)
@@ -421,62 +439,3 @@ def _fold(dcols, geo, tile, dx_pad):
     dcols = dcols.reshape((n_t, dx_pad.shape[1]) + geo.kernel + box)
     for offset in product(*map(range, geo.kernel)):
         dx_pad[_window(geo, tile, offset)] += dcols[(slice(None), slice(None)) + offset]
-
-
-# A fresh array of megabytes comes from the operating system page by page,
-# each page zeroed when first written: unfolding into a new array per tile
-# took four times as long as unfolding into memory already touched. So each
-# thread keeps one buffer per purpose and dtype, grown to the largest tile it
-# has seen (about TILE_ELEMENTS numbers), and reuses it.
-_thread_buffers = threading.local()
-
-
-def _scratch(purpose, shape, dtype):
-    """An uninitialised array of `shape` in this thread's buffer for `purpose`."""
-    size = int(np.prod(shape))
-    buffers = _thread_buffers.__dict__.setdefault("by_key", {})
-    key = (purpose, np.dtype(dtype))
-    if key not in buffers or buffers[key].size < size:
-        buffers[key] = np.empty(size, dtype=dtype)
-    return buffers[key][:size].reshape(shape)
-
-
-# Tiles run on a pool of worker threads, one per core. Each worker unfolds
-# its tiles (NumPy copies, which release the GIL) and multiplies them with
-# single-threaded BLAS, so that the workers and BLAS's own threads never
-# fight over the cores. A single tile runs in the caller, also with one
-# BLAS thread: a tile is small, and OpenBLAS splitting a small product over
-# busy cores was measured up to 70 times slower than one thread doing it.
-N_WORKERS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-_BLAS = ThreadpoolController()
-_workers = None
-
-
-def _run_in_workers(work, tiles):
-    """[work(tiles drawn by worker i) for each worker i].
-
-    The workers draw the tiles from one shared queue, each taking the next
-    tile when it has finished its last, so a worker slowed down by anything
-    else running on its core does less of the work instead of holding up the
-    end.
-    """
-    n_workers = min(len(tiles), N_WORKERS)
-    with _BLAS.limit(limits=1, user_api="blas"):
-        if n_workers == 1:
-            return [work(tiles)]
-        global _workers
-        if _workers is None or _workers._max_workers < n_workers:
-            _workers = ThreadPoolExecutor(n_workers, thread_name_prefix="conv")
-        queue = SimpleQueue()
-        for tile in tiles:
-            queue.put(tile)
-        return list(_workers.map(work, [_drain(queue) for _ in range(n_workers)]))
-
-
-def _drain(queue):
-    """Yield items taken from the queue until it is empty."""
-    while True:
-        try:
-            yield queue.get_nowait()
-        except Empty:
-            return

@@ -1,0 +1,333 @@
+"""Winograd's minimal filtering F(2x2, 3x3): a 3x3 convolution with 2.25 times fewer products.
+
+For a 4x4 tile d of the zero-padded input and a 3x3 filter g, the 2x2 block of
+outputs that the tile covers (stride 1, no dilation) is
+
+    Y = A^T [ (G g G^T) * (B^T d B) ] A          (* elementwise, on 4x4 arrays)
+
+with the constant matrices
+
+    B^T = [[1,  0, -1,  0],     G = [[  1,    0,   0],     A^T = [[1, 1,  1,  0],
+           [0,  1,  1,  0],          [1/2,  1/2, 1/2],            [0, 1, -1, -1]]
+           [0, -1,  1,  0],          [1/2, -1/2, 1/2],
+           [0,  1,  0, -1]]          [  0,    0,   1]]
+
+(Lavin and Gray, "Fast algorithms for convolutional neural networks", 2016;
+docs/derivations.md 1.10 derives the 1-D case, F(2, 3), from which the 2-D one
+follows by applying it along both axes). The direct sum spends 4 x 9 = 36
+multiplications on the four outputs, the elementwise product 16.
+
+Summed over the input channels c, the elementwise product of position (a, b)
+of the tile is a matrix product, one for each of the 16 positions:
+
+    M[a, b] = U[a, b] @ V[a, b]     U[a, b] = (G g G^T)[a, b], (n_C, n_C_prev)
+                                    V[a, b] = (B^T d B)[a, b], (n_C_prev, tiles)
+
+so the work is: transform the filters (U) and the input tiles (V), multiply in
+BLAS, and transform each M back into 2x2 outputs (A^T M A). The weight
+gradient is the same formula's adjoint in g (`weight_gradient`).
+
+Three dimensions: the height and width axes are handled as above; the depth
+axis (a filter depth f_D of 1 for a 2-D convolution lifted to 3-D, 3 for a
+3-D one) is unfolded as in kernels.conv, so the rows of V and the columns of
+U run over (c, j_D) and output plane o_D reads input planes o_D + j_D.
+
+The transforms are Numba loops whose innermost loop runs along a row of
+tiles, which LLVM turns into vector instructions. They release the GIL, so
+chunks of tiles run on the convolution's worker threads (kernels._workers),
+one per core, each with single-threaded BLAS. In float32 the result differs from the direct sum by
+round-off of the same order (the transforms only add, subtract and halve).
+"""
+
+import numpy as np
+from numba import njit, prange
+
+from ._workers import N_WORKERS, run_in_workers, scratch
+
+# about this many numbers of V (16 x rows x tiles) per chunk of tiles, so that
+# V and M of a chunk stay in a core's cache
+CHUNK_ELEMENTS = 1 << 19
+# Below this many, the whole convolution runs as one chunk in the calling thread.
+SHARED_ELEMENTS = 1 << 17
+# Below this many rows of V (input channels x filter depth) the products are
+# too thin for BLAS and unfolding wins (3 input channels: 4 times faster).
+MIN_ROWS = 16
+
+
+def applies(geo, in_channels):
+    """True when the lifted geometry is one F(2x2, 3x3) computes, and pays:
+    a 3x3 (height, width) filter, stride 1, no dilation, one group, and at
+    least MIN_ROWS input channels times filter depth."""
+    return (geo.groups == 1 and geo.kernel[1:] == (3, 3) and geo.stride == (1, 1, 1)
+            and geo.dilation == (1, 1, 1) and in_channels * geo.kernel[0] >= MIN_ROWS)
+
+
+def correlate(x_pad, w, out_sizes):
+    """y[n, k, o] = sum_{c, j} w[k, c, j] x_pad[n, c, o + j] for a 3x3 (h, w) filter.
+
+    x_pad (N, C, D_p, H_p, W_p), already zero-padded, and w (F, C, f_D, 3, 3);
+    out_sizes (o_D, o_H, o_W). Returns y (N, F, o_D, o_H, o_W).
+    """
+    n_batch, channels = x_pad.shape[:2]
+    n_filters, depth = w.shape[0], w.shape[2]
+    out_d, out_h, out_w = out_sizes
+    tiles_h, tiles_w = -(-out_h // 2), -(-out_w // 2)
+    x_pad = _padded_to_tiles(x_pad, out_d + depth - 1, 2 * tiles_h + 2, 2 * tiles_w + 2)
+    u = filter_transform(w)                                  # (16, F, C f_D)
+    y = np.empty((n_batch, n_filters, out_d, 2 * tiles_h, 2 * tiles_w), dtype=x_pad.dtype)
+    rows = channels * depth
+
+    def chunk_work(chunks):
+        for first, stop in chunks:
+            v = _chunk_scratch("winograd_v", rows, (stop - first) * tiles_w, x_pad.dtype)
+            _input_transform(x_pad, first, stop, out_d, tiles_h, depth, v)
+            m = _chunk_scratch("winograd_m", n_filters, (stop - first) * tiles_w, x_pad.dtype)
+            np.matmul(u, v, out=m)
+            _output_transform(m, first, stop, tiles_h, y)
+
+    run_in_workers(chunk_work, _chunks(n_batch * out_d * tiles_h, 16 * rows * tiles_w))
+    if (2 * tiles_h, 2 * tiles_w) != (out_h, out_w):
+        y = np.ascontiguousarray(y[..., :out_h, :out_w])
+    return y
+
+
+def weight_gradient(x_pad, dy, depth):
+    """dw[k, c, j] = sum_{n, o} dy[n, k, o] x_pad[n, c, o + j] for a 3x3 (h, w) filter.
+
+    The forward formula is linear in the filter g; its adjoint gives, summed
+    over the tiles t (docs/derivations.md 1.10),
+
+        dw = G^T [ sum_t (A dy_t A^T) * (B^T d_t B) ] G,
+
+    and the sum over tiles of position (a, b) is the matrix product
+    DY[a, b] @ V[a, b]^T, (n_C, tiles) @ (tiles, n_C_prev f_D).
+    x_pad (N, C, D_p, H_p, W_p) as in `correlate`, dy (N, F, o_D, o_H, o_W),
+    depth the filter depth f_D. Returns dw (F, C, f_D, 3, 3).
+    """
+    n_batch, channels = x_pad.shape[:2]
+    n_filters, (out_d, out_h, out_w) = dy.shape[1], dy.shape[2:]
+    tiles_h, tiles_w = -(-out_h // 2), -(-out_w // 2)
+    x_pad = _padded_to_tiles(x_pad, out_d + depth - 1, 2 * tiles_h + 2, 2 * tiles_w + 2)
+    dy = _padded_to_tiles(dy, out_d, 2 * tiles_h, 2 * tiles_w)  # outputs past the end add 0
+    rows = channels * depth
+
+    def chunk_work(chunks):
+        m = np.zeros((16, n_filters, rows), dtype=x_pad.dtype)  # this worker's sum over tiles
+        for first, stop in chunks:
+            v = _chunk_scratch("winograd_v", rows, (stop - first) * tiles_w, x_pad.dtype)
+            _input_transform(x_pad, first, stop, out_d, tiles_h, depth, v)
+            dy_hat = _chunk_scratch("winograd_m", n_filters, (stop - first) * tiles_w, x_pad.dtype)
+            _gradient_transform(dy, first, stop, tiles_h, dy_hat)
+            products = scratch("winograd_dw", m.shape, x_pad.dtype)
+            m += np.matmul(dy_hat, v.transpose(0, 2, 1), out=products)
+        return m
+
+    m = sum(run_in_workers(chunk_work, _chunks(n_batch * out_d * tiles_h, 16 * rows * tiles_w)))
+    dw = np.empty((n_filters, rows, 3, 3), dtype=x_pad.dtype)
+    _weight_transform(m, dw)
+    return dw.reshape(n_filters, channels, depth, 3, 3)
+
+
+def _chunks(n_rows, per_row):
+    """(first, stop) ranges of tile rows, V holding about CHUNK_ELEMENTS numbers for each.
+
+    The tile rows of all samples and output planes are numbered one after the
+    other, r = (n o_D + o_D-plane) tiles_H + th, so a chunk of small pictures
+    spans several of them. Work worth sharing (SHARED_ELEMENTS numbers of V)
+    is cut into a multiple of the number of workers, so that none idles at
+    the end.
+    """
+    n_chunks = -(-n_rows * per_row // CHUNK_ELEMENTS)
+    if n_rows * per_row >= SHARED_ELEMENTS:
+        n_chunks = -(-n_chunks // N_WORKERS) * N_WORKERS
+    step = -(-n_rows // min(n_chunks, n_rows))
+    return [(first, min(first + step, n_rows)) for first in range(0, n_rows, step)]
+
+
+def _chunk_scratch(purpose, rows, n_tiles, dtype):
+    """A (16, rows, n_tiles) array in this thread's scratch buffer for `purpose`,
+    its 16 matrices a cache line apart from a multiple of each other's size:
+    with sizes of a power of two, the 16 streams of the transforms would all
+    compete for the same cache sets (the input transform ran seven times
+    slower for 64 x 512 matrices, the filter transform eight times for
+    512 x 512)."""
+    size = rows * n_tiles
+    return scratch(purpose, (16, size + 16), dtype)[:, :size].reshape(16, rows, n_tiles)
+
+
+def _padded_to_tiles(x_pad, depth, height, width):
+    """x_pad with zeros added after it where the tiles reach beyond it."""
+    extra = [(0, 0), (0, 0)] + [(0, max(n - have, 0)) for n, have in
+                                zip((depth, height, width), x_pad.shape[2:])]
+    if any(after for _, after in extra):
+        x_pad = np.pad(x_pad, extra)
+    return x_pad
+
+
+def filter_transform(w):
+    """U = G g G^T for every filter g = w[k, c, j_D]: (F, C, f_D, 3, 3) -> (16, F, C f_D)."""
+    n_filters, channels, depth = w.shape[:3]
+    u = _chunk_scratch("winograd_u", n_filters, channels * depth, w.dtype)
+    _filter_transform(w, u)          # w may be a view (the flipped filters of dx): read in place
+    return u
+
+
+@njit(cache=True, nogil=True)
+def _b_transpose(d0, d1, d2, d3):
+    """B^T d for a column d of four numbers."""
+    return d0 - d2, d1 + d2, d2 - d1, d1 - d3
+
+
+@njit(cache=True, nogil=True)
+def _a_transpose(m0, m1, m2, m3):
+    """A^T m for a column m of four numbers."""
+    return m0 + m1 + m2, m1 - m2 - m3
+
+
+@njit(cache=True, nogil=True)
+def _g(g0, g1, g2):
+    """G g for a column g of three numbers."""
+    return g0, (g0 + g1 + g2) * 0.5, (g0 - g1 + g2) * 0.5, g2
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _filter_transform(w, u):
+    """u[4a + b, k, c f_D + j_D] = (G g G^T)[a, b] for the 3x3 filters g = w[k, c, j_D]."""
+    n_filters, channels, depth = w.shape[:3]
+    for k in prange(n_filters):
+        for c in range(channels):
+            for j_d in range(depth):
+                g = w[k, c, j_d]
+                col = c * depth + j_d
+                # G down each of the filter's three columns ...
+                c0 = _g(g[0, 0], g[1, 0], g[2, 0])
+                c1 = _g(g[0, 1], g[1, 1], g[2, 1])
+                c2 = _g(g[0, 2], g[1, 2], g[2, 2])
+                # ... then along each row: (G g) G^T = (G (G g)^T)^T
+                u[0, k, col], u[1, k, col], u[2, k, col], u[3, k, col] = _g(c0[0], c1[0], c2[0])
+                u[4, k, col], u[5, k, col], u[6, k, col], u[7, k, col] = _g(c0[1], c1[1], c2[1])
+                u[8, k, col], u[9, k, col], u[10, k, col], u[11, k, col] = _g(c0[2], c1[2], c2[2])
+                u[12, k, col], u[13, k, col], u[14, k, col], u[15, k, col] = _g(
+                    c0[3], c1[3], c2[3])
+
+
+@njit(cache=True, nogil=True)
+def _tile_row(r, out_d, tiles_h):
+    """Sample n, output plane o_D and tile row th of the r-th tile row."""
+    n, rest = divmod(r, out_d * tiles_h)
+    d, th = divmod(rest, tiles_h)
+    return n, d, th
+
+
+@njit(cache=True, nogil=True)
+def _input_transform(x_pad, first, stop, out_d, tiles_h, depth, v):
+    """v[4a + b, c f_D + j_D, t] = (B^T d_t B)[a, b] for the tiles t of tile rows
+    first .. stop - 1, d_t the 4x4 tile of input plane o_D + j_D."""
+    channels = x_pad.shape[1]
+    tiles_w = v.shape[2] // (stop - first)
+    for c in range(channels):
+        for j_d in range(depth):
+            row = c * depth + j_d
+            for r in range(first, stop):
+                n, d, th = _tile_row(r, out_d, tiles_h)
+                plane = x_pad[n, c, d + j_d]
+                r0, r1 = plane[2 * th], plane[2 * th + 1]
+                r2, r3 = plane[2 * th + 2], plane[2 * th + 3]
+                start = (r - first) * tiles_w
+                for tw in range(tiles_w):
+                    i, t = 2 * tw, start + tw
+                    # B^T down each of the tile's four columns ...
+                    c0 = _b_transpose(r0[i], r1[i], r2[i], r3[i])
+                    c1 = _b_transpose(r0[i + 1], r1[i + 1], r2[i + 1], r3[i + 1])
+                    c2 = _b_transpose(r0[i + 2], r1[i + 2], r2[i + 2], r3[i + 2])
+                    c3 = _b_transpose(r0[i + 3], r1[i + 3], r2[i + 3], r3[i + 3])
+                    # ... then along each row: (B^T d) B = (B^T (B^T d)^T)^T
+                    v[0, row, t], v[1, row, t], v[2, row, t], v[3, row, t] = _b_transpose(
+                        c0[0], c1[0], c2[0], c3[0])
+                    v[4, row, t], v[5, row, t], v[6, row, t], v[7, row, t] = _b_transpose(
+                        c0[1], c1[1], c2[1], c3[1])
+                    v[8, row, t], v[9, row, t], v[10, row, t], v[11, row, t] = _b_transpose(
+                        c0[2], c1[2], c2[2], c3[2])
+                    v[12, row, t], v[13, row, t], v[14, row, t], v[15, row, t] = _b_transpose(
+                        c0[3], c1[3], c2[3], c3[3])
+
+
+@njit(cache=True, nogil=True)
+def _output_transform(m, first, stop, tiles_h, y):
+    """y[n, k, o_D, 2 th + i, 2 tw + j] = (A^T M_t A)[i, j] for the tiles t of tile
+    rows first .. stop - 1."""
+    n_filters, out_d = y.shape[1], y.shape[2]
+    tiles_w = m.shape[2] // (stop - first)
+    for k in range(n_filters):
+        for r in range(first, stop):
+            n, d, th = _tile_row(r, out_d, tiles_h)
+            top, bottom = y[n, k, d, 2 * th], y[n, k, d, 2 * th + 1]
+            start = (r - first) * tiles_w
+            for tw in range(tiles_w):
+                t = start + tw
+                # A^T along each of the four rows of M_t ...
+                s0 = _a_transpose(m[0, k, t], m[1, k, t], m[2, k, t], m[3, k, t])
+                s1 = _a_transpose(m[4, k, t], m[5, k, t], m[6, k, t], m[7, k, t])
+                s2 = _a_transpose(m[8, k, t], m[9, k, t], m[10, k, t], m[11, k, t])
+                s3 = _a_transpose(m[12, k, t], m[13, k, t], m[14, k, t], m[15, k, t])
+                # ... then down its two columns
+                y00, y10 = _a_transpose(s0[0], s1[0], s2[0], s3[0])
+                y01, y11 = _a_transpose(s0[1], s1[1], s2[1], s3[1])
+                top[2 * tw], top[2 * tw + 1] = y00, y01
+                bottom[2 * tw], bottom[2 * tw + 1] = y10, y11
+
+
+@njit(cache=True, nogil=True)
+def _a(y0, y1):
+    """A y for a column y of two numbers (A = (A^T)^T, 4 x 2)."""
+    return y0, y0 + y1, y0 - y1, -y1
+
+
+@njit(cache=True, nogil=True)
+def _gradient_transform(dy, first, stop, tiles_h, dy_hat):
+    """dy_hat[4a + b, k, t] = (A dy_t A^T)[a, b] for the 2x2 blocks dy_t of dy in
+    tile rows first .. stop - 1."""
+    n_filters, out_d = dy.shape[1], dy.shape[2]
+    tiles_w = dy_hat.shape[2] // (stop - first)
+    for k in range(n_filters):
+        for r in range(first, stop):
+            n, d, th = _tile_row(r, out_d, tiles_h)
+            top, bottom = dy[n, k, d, 2 * th], dy[n, k, d, 2 * th + 1]
+            start = (r - first) * tiles_w
+            for tw in range(tiles_w):
+                t = start + tw
+                # A down each of the block's two columns ...
+                c0 = _a(top[2 * tw], bottom[2 * tw])
+                c1 = _a(top[2 * tw + 1], bottom[2 * tw + 1])
+                # ... then along each of the four rows
+                dy_hat[0, k, t], dy_hat[1, k, t], dy_hat[2, k, t], dy_hat[3, k, t] = _a(
+                    c0[0], c1[0])
+                dy_hat[4, k, t], dy_hat[5, k, t], dy_hat[6, k, t], dy_hat[7, k, t] = _a(
+                    c0[1], c1[1])
+                dy_hat[8, k, t], dy_hat[9, k, t], dy_hat[10, k, t], dy_hat[11, k, t] = _a(
+                    c0[2], c1[2])
+                dy_hat[12, k, t], dy_hat[13, k, t], dy_hat[14, k, t], dy_hat[15, k, t] = _a(
+                    c0[3], c1[3])
+
+
+@njit(cache=True, nogil=True)
+def _g_transpose(m0, m1, m2, m3):
+    """G^T m for a column m of four numbers."""
+    return m0 + (m1 + m2) * 0.5, (m1 - m2) * 0.5, (m1 + m2) * 0.5 + m3
+
+
+@njit(cache=True, nogil=True)
+def _weight_transform(m, dw):
+    """dw[k, q] = G^T M G for the 4x4 arrays M = m[:, k, q] (q: channel and depth offset)."""
+    n_filters, rows = dw.shape[:2]
+    for k in range(n_filters):
+        for q in range(rows):
+            # G^T along each of the four rows of M (that is, M G) ...
+            r0 = _g_transpose(m[0, k, q], m[1, k, q], m[2, k, q], m[3, k, q])
+            r1 = _g_transpose(m[4, k, q], m[5, k, q], m[6, k, q], m[7, k, q])
+            r2 = _g_transpose(m[8, k, q], m[9, k, q], m[10, k, q], m[11, k, q])
+            r3 = _g_transpose(m[12, k, q], m[13, k, q], m[14, k, q], m[15, k, q])
+            # ... then down each of its three columns
+            for j in range(3):
+                dw[k, q, 0, j], dw[k, q, 1, j], dw[k, q, 2, j] = _g_transpose(
+                    r0[j], r1[j], r2[j], r3[j])

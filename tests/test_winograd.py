@@ -1,0 +1,174 @@
+"""F(2x2, 3x3) (kernels.winograd) against the matrices of its formula and the naive loops.
+
+The constant matrices B^T, G and A^T are written out here from the module's
+docstring, and the 1-D identity A^T [(G g) * (B^T d)] = correlate(d, g) is
+checked with them first; the transforms of the module are then checked
+against these matrices, and whole convolutions (2-D and 3-D, odd sizes, both
+dtypes, forward and both gradients) against tests/naive_conv.py.
+"""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import kernels
+import naive_conv
+from kernels import conv, winograd
+
+B_T = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=float)
+G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
+A_T = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=float)
+
+
+def test_one_dimensional_identity_of_the_matrices():
+    rng = np.random.default_rng(0)
+    d, g = rng.standard_normal(4), rng.standard_normal(3)
+    direct = [d[0:3] @ g, d[1:4] @ g]                    # y[o] = sum_j g[j] d[o + j]
+    np.testing.assert_allclose(A_T @ ((G @ g) * (B_T @ d)), direct, rtol=1e-13)
+
+
+def test_filter_transform_is_g_g_g_transposed():
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((5, 3, 2, 3, 3))             # (F, C, f_D, 3, 3)
+    u = winograd.filter_transform(w)                     # (16, F, C f_D)
+    expected = np.einsum("ai,kcdij,bj->abkcd", G, w, G).reshape(16, 5, 6)
+    np.testing.assert_allclose(u, expected, rtol=1e-13)
+
+
+def test_input_and_output_transforms_are_the_formula():
+    rng = np.random.default_rng(2)
+    x_pad = rng.standard_normal((1, 2, 1, 6, 8))         # 2 x 3 tiles of one plane
+    v = np.empty((16, 2, 6))
+    winograd._input_transform(x_pad, 0, 2, 1, 2, 1, v)   # tile rows 0 and 1
+    m = rng.standard_normal((16, 3, 6))
+    y = np.zeros((1, 3, 1, 4, 6))
+    winograd._output_transform(m, 0, 2, 2, y)
+    for th in range(2):
+        for tw in range(3):
+            t = th * 3 + tw
+            for c in range(2):
+                tile = x_pad[0, c, 0, 2 * th:2 * th + 4, 2 * tw:2 * tw + 4]
+                np.testing.assert_allclose(v[:, c, t].reshape(4, 4), B_T @ tile @ B_T.T,
+                                           rtol=1e-13)
+            for k in range(3):
+                block = y[0, k, 0, 2 * th:2 * th + 2, 2 * tw:2 * tw + 2]
+                np.testing.assert_allclose(block, A_T @ m[:, k, t].reshape(4, 4) @ A_T.T,
+                                           rtol=1e-13)
+
+
+def test_gradient_transforms_are_the_adjoint_formula():
+    """dw = G^T [(A dy_t A^T) * V_t] G: the transforms of dy and of the summed products."""
+    rng = np.random.default_rng(5)
+    dy = rng.standard_normal((1, 3, 1, 4, 6))            # 2 x 3 blocks of 2 x 2
+    dy_hat = np.empty((16, 3, 6))
+    winograd._gradient_transform(dy, 0, 2, 2, dy_hat)
+    m = rng.standard_normal((16, 3, 2))
+    dw = np.empty((3, 2, 3, 3))
+    winograd._weight_transform(m, dw)
+    for k in range(3):
+        for th in range(2):
+            for tw in range(3):
+                block = dy[0, k, 0, 2 * th:2 * th + 2, 2 * tw:2 * tw + 2]
+                np.testing.assert_allclose(dy_hat[:, k, th * 3 + tw].reshape(4, 4),
+                                           A_T.T @ block @ A_T, rtol=1e-13)
+        for q in range(2):
+            np.testing.assert_allclose(dw[k, q], G.T @ m[:, k, q].reshape(4, 4) @ G, rtol=1e-13)
+
+
+def test_applies_only_where_it_pays_and_is_exact():
+    def geo(x_shape, w_shape, **options):
+        return conv._geometry(x_shape, w_shape, options.get("stride", 1),
+                              options.get("padding", 1), options.get("dilation", 1),
+                              options.get("groups", 1))
+    assert winograd.applies(geo((1, 16, 8, 8), (4, 16, 3, 3)), 16)
+    assert winograd.applies(geo((1, 8, 8, 8, 8), (4, 8, 3, 3, 3)), 8)   # 8 x f_D 3 rows
+    assert not winograd.applies(geo((1, 3, 8, 8), (4, 3, 3, 3)), 3)      # too few rows
+    assert not winograd.applies(geo((1, 16, 8, 8), (4, 16, 3, 3), stride=2), 16)
+    assert not winograd.applies(geo((1, 16, 8, 8), (4, 16, 3, 3), dilation=2), 16)
+    assert not winograd.applies(geo((1, 16, 8, 8), (4, 8, 3, 3), groups=2), 16)
+    assert not winograd.applies(geo((1, 16, 8, 8), (4, 16, 5, 5)), 16)
+    assert not winograd.applies(geo((1, 16, 9), (4, 16, 3)), 16)        # 1-D: (1, 1, 3)
+
+
+@st.composite
+def winograd_configs(draw):
+    n_spatial = draw(st.sampled_from([2, 3]))
+    sizes = tuple(draw(st.integers(1, 9)) for _ in range(n_spatial))
+    # at least winograd.MIN_ROWS = 16 rows of V: channels x filter depth
+    c_in = draw(st.sampled_from([6, 16, 20] if n_spatial == 3 else [16, 21]))
+    padding = draw(st.sampled_from([0, 1, 2, "same", (1, 0, 2)[:n_spatial]]))
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    return dict(n=draw(st.integers(1, 3)), c_in=c_in, c_out=draw(st.integers(1, 9)),
+                sizes=sizes, padding=padding, dtype=dtype)
+
+
+@settings(max_examples=30, deadline=None)
+@given(winograd_configs())
+def test_forward_and_both_gradients_match_naive(cfg):
+    n_spatial = len(cfg["sizes"])
+    padding = cfg["padding"]
+    pads = (padding,) * n_spatial if isinstance(padding, int) else padding
+    if padding != "same" and any(s + 2 * p < 3 for s, p in zip(cfg["sizes"], pads)):
+        return                                          # the filter does not fit
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((cfg["n"], cfg["c_in"]) + cfg["sizes"])
+    w = rng.standard_normal((cfg["c_out"], cfg["c_in"]) + (3,) * n_spatial)
+    geo = conv._geometry(x.shape, w.shape, 1, padding, 1, 1)
+    assert winograd.applies(geo, cfg["c_in"])
+    y_naive = naive_conv.conv(x, w, padding=padding)
+    dy = rng.standard_normal(y_naive.shape)
+    dx_naive = naive_conv.conv_grad_input(dy, w, x.shape, padding=padding)
+    dtype = cfg["dtype"]
+    tolerance = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
+    y = kernels.conv_forward(x.astype(dtype), w.astype(dtype), padding=padding)
+    assert y.dtype == dtype and y.flags.c_contiguous
+    np.testing.assert_allclose(y, y_naive, **tolerance)
+    dx = kernels.conv_backward_input(dy.astype(dtype), w.astype(dtype), x.shape, padding=padding)
+    np.testing.assert_allclose(dx, dx_naive, **tolerance)
+    dw = kernels.conv_backward_weight(dy.astype(dtype), x.astype(dtype), w.shape, padding=padding)
+    dw_naive = naive_conv.conv_grad_weight(dy, x, w.shape, padding=padding)
+    np.testing.assert_allclose(dw, dw_naive, rtol=tolerance["rtol"],
+                               atol=tolerance["atol"] * np.abs(dw_naive).max())
+
+
+@pytest.mark.parametrize("x_shape", [(2, 32, 15, 22), (1, 24, 40, 64), (2, 16, 5, 6, 7)])
+def test_float32_error_is_round_off(monkeypatch, x_shape):
+    """F(2x2, 3x3) in float32 is about as close to the float64 result as unfolding is."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(x_shape)
+    w = rng.standard_normal((8, x_shape[1]) + (3,) * (len(x_shape) - 2))
+    exact = kernels.conv_forward(x, w, padding=1)
+
+    def float32_error():
+        y32 = kernels.conv_forward(x.astype(np.float32), w.astype(np.float32), padding=1)
+        return np.abs(y32 - exact).max() / np.abs(exact).max()
+
+    with_winograd = float32_error()
+    monkeypatch.setattr(winograd, "MIN_ROWS", 10**9)     # unfold and multiply instead
+    unfolded = float32_error()
+    assert with_winograd < 2e-6 and with_winograd < 3 * unfolded, (with_winograd, unfolded)
+
+
+@pytest.mark.parametrize("chunk_elements", [1, 4000, 1 << 19])
+def test_chunks_shared_by_the_workers_agree(monkeypatch, chunk_elements):
+    """One tile row per chunk, a few, or whole planes: the same result."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((3, 16, 13, 20)).astype(np.float32)
+    w = rng.standard_normal((5, 16, 3, 3)).astype(np.float32)
+    expected = naive_conv.conv(x.astype(np.float64), w.astype(np.float64), padding=1)
+    monkeypatch.setattr(winograd, "CHUNK_ELEMENTS", chunk_elements)
+    np.testing.assert_allclose(kernels.conv_forward(x, w, padding=1), expected,
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_chunks_cover_every_tile_row_once_and_feed_every_worker(monkeypatch):
+    monkeypatch.setattr(winograd, "N_WORKERS", 4)
+    for n_rows, per_row in [(10, 1), (10, 1 << 17), (3, 1 << 20), (1000, 1 << 10), (7, 1 << 16)]:
+        chunks = winograd._chunks(n_rows, per_row)
+        covered = [r for first, stop in chunks for r in range(first, stop)]
+        assert covered == list(range(n_rows))
+        if n_rows * per_row >= winograd.SHARED_ELEMENTS:
+            assert len(chunks) >= min(4, n_rows)
+        else:
+            assert len(chunks) == 1
