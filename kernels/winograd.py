@@ -79,11 +79,12 @@ def correlate(x_pad, w, out_sizes):
 
     def chunk_work(chunks):
         for first, stop in chunks:
-            v = _chunk_scratch("winograd_v", rows, (stop - first) * tiles_w, x_pad.dtype)
-            _input_transform(x_pad, first, stop, out_d, tiles_h, depth, v)
-            m = _chunk_scratch("winograd_m", n_filters, (stop - first) * tiles_w, x_pad.dtype)
+            n_tiles = (stop - first) * tiles_w
+            v_rows, v = _sixteen_matrices("winograd_v", rows, n_tiles, x_pad.dtype)
+            _input_transform(x_pad, first, stop, out_d, tiles_h, tiles_w, depth, v_rows)
+            m_rows, m = _sixteen_matrices("winograd_m", n_filters, n_tiles, x_pad.dtype)
             np.matmul(u, v, out=m)
-            _output_transform(m, first, stop, tiles_h, y)
+            _output_transform(m_rows, first, stop, tiles_h, y)
 
     run_in_workers(chunk_work, _chunks(n_batch * out_d * tiles_h, 16 * rows * tiles_w))
     if (2 * tiles_h, 2 * tiles_w) != (out_h, out_w):
@@ -114,10 +115,11 @@ def weight_gradient(x_pad, dy, depth):
     def chunk_work(chunks):
         m = np.zeros((16, n_filters, rows), dtype=x_pad.dtype)  # this worker's sum over tiles
         for first, stop in chunks:
-            v = _chunk_scratch("winograd_v", rows, (stop - first) * tiles_w, x_pad.dtype)
-            _input_transform(x_pad, first, stop, out_d, tiles_h, depth, v)
-            dy_hat = _chunk_scratch("winograd_m", n_filters, (stop - first) * tiles_w, x_pad.dtype)
-            _gradient_transform(dy, first, stop, tiles_h, dy_hat)
+            n_tiles = (stop - first) * tiles_w
+            v_rows, v = _sixteen_matrices("winograd_v", rows, n_tiles, x_pad.dtype)
+            _input_transform(x_pad, first, stop, out_d, tiles_h, tiles_w, depth, v_rows)
+            dy_hat_rows, dy_hat = _sixteen_matrices("winograd_m", n_filters, n_tiles, x_pad.dtype)
+            _gradient_transform(dy, first, stop, tiles_h, dy_hat_rows)
             products = scratch("winograd_dw", m.shape, x_pad.dtype)
             m += np.matmul(dy_hat, v.transpose(0, 2, 1), out=products)
         return m
@@ -144,15 +146,21 @@ def _chunks(n_rows, per_row):
     return [(first, min(first + step, n_rows)) for first in range(0, n_rows, step)]
 
 
-def _chunk_scratch(purpose, rows, n_tiles, dtype):
-    """A (16, rows, n_tiles) array in this thread's scratch buffer for `purpose`,
-    its 16 matrices a cache line apart from a multiple of each other's size:
-    with sizes of a power of two, the 16 streams of the transforms would all
-    compete for the same cache sets (the input transform ran seven times
-    slower for 64 x 512 matrices, the filter transform eight times for
-    512 x 512)."""
+def _sixteen_matrices(purpose, rows, n_tiles, dtype):
+    """16 matrices of (rows, n_tiles) in this thread's scratch buffer for `purpose`.
+
+    Returns them twice: as a C-contiguous (16, rows n_tiles + 16) array whose
+    row k holds matrix k flattened (what the Numba transforms write and read:
+    a unit stride they can vectorise), and as the (16, rows, n_tiles) view of
+    it that BLAS multiplies. The 16 extra numbers per row start each matrix a
+    cache line after a multiple of the previous one's size: with sizes of a
+    power of two the 16 streams of the transforms would compete for the same
+    cache sets (the input transform ran seven times slower for 64 x 512
+    matrices, the filter transform eight times for 512 x 512).
+    """
     size = rows * n_tiles
-    return scratch(purpose, (16, size + 16), dtype)[:, :size].reshape(16, rows, n_tiles)
+    flat = scratch(purpose, (16, size + 16), dtype)
+    return flat, flat[:, :size].reshape(16, rows, n_tiles)
 
 
 def _padded_to_tiles(x_pad, depth, height, width):
@@ -167,8 +175,8 @@ def _padded_to_tiles(x_pad, depth, height, width):
 def filter_transform(w):
     """U = G g G^T for every filter g = w[k, c, j_D]: (F, C, f_D, 3, 3) -> (16, F, C f_D)."""
     n_filters, channels, depth = w.shape[:3]
-    u = _chunk_scratch("winograd_u", n_filters, channels * depth, w.dtype)
-    _filter_transform(w, u)          # w may be a view (the flipped filters of dx): read in place
+    u_rows, u = _sixteen_matrices("winograd_u", n_filters, channels * depth, w.dtype)
+    _filter_transform(w, u_rows)     # w may be a view (the flipped filters of dx): read in place
     return u
 
 
@@ -192,22 +200,23 @@ def _g(g0, g1, g2):
 
 @njit(cache=True, nogil=True, parallel=True)
 def _filter_transform(w, u):
-    """u[4a + b, k, c f_D + j_D] = (G g G^T)[a, b] for the 3x3 filters g = w[k, c, j_D]."""
+    """u[4a + b, k (C f_D) + c f_D + j_D] = (G g G^T)[a, b] for the 3x3 filters
+    g = w[k, c, j_D] (row 4a + b of u is U[a, b], (F, C f_D), flattened)."""
     n_filters, channels, depth = w.shape[:3]
     for k in prange(n_filters):
         for c in range(channels):
             for j_d in range(depth):
                 g = w[k, c, j_d]
-                col = c * depth + j_d
+                col = (k * channels + c) * depth + j_d
                 # G down each of the filter's three columns ...
                 c0 = _g(g[0, 0], g[1, 0], g[2, 0])
                 c1 = _g(g[0, 1], g[1, 1], g[2, 1])
                 c2 = _g(g[0, 2], g[1, 2], g[2, 2])
                 # ... then along each row: (G g) G^T = (G (G g)^T)^T
-                u[0, k, col], u[1, k, col], u[2, k, col], u[3, k, col] = _g(c0[0], c1[0], c2[0])
-                u[4, k, col], u[5, k, col], u[6, k, col], u[7, k, col] = _g(c0[1], c1[1], c2[1])
-                u[8, k, col], u[9, k, col], u[10, k, col], u[11, k, col] = _g(c0[2], c1[2], c2[2])
-                u[12, k, col], u[13, k, col], u[14, k, col], u[15, k, col] = _g(
+                u[0, col], u[1, col], u[2, col], u[3, col] = _g(c0[0], c1[0], c2[0])
+                u[4, col], u[5, col], u[6, col], u[7, col] = _g(c0[1], c1[1], c2[1])
+                u[8, col], u[9, col], u[10, col], u[11, col] = _g(c0[2], c1[2], c2[2])
+                u[12, col], u[13, col], u[14, col], u[15, col] = _g(
                     c0[3], c1[3], c2[3])
 
 
@@ -219,62 +228,72 @@ def _tile_row(r, out_d, tiles_h):
     return n, d, th
 
 
+# The three transforms below work on one row of tiles at a time, in two
+# loops: first down the columns of the whole strip (every column at once),
+# then along the rows, one row a of the 4x4 tiles after another. Each loop
+# then reads and writes only a few arrays, which LLVM needs before it will
+# turn the loop into vector instructions (with all 16 outputs of a tile
+# written in one loop, it did not: 3 to 5 times slower).
+
 @njit(cache=True, nogil=True)
-def _input_transform(x_pad, first, stop, out_d, tiles_h, depth, v):
-    """v[4a + b, c f_D + j_D, t] = (B^T d_t B)[a, b] for the tiles t of tile rows
-    first .. stop - 1, d_t the 4x4 tile of input plane o_D + j_D."""
+def _input_transform(x_pad, first, stop, out_d, tiles_h, tiles_w, depth, v):
+    """v[4a + b, (c f_D + j_D) n_tiles + t] = (B^T d_t B)[a, b] for the n_tiles tiles t
+    of tile rows first .. stop - 1, d_t the 4x4 tile of input plane o_D + j_D
+    (row 4a + b of v is V[a, b], (C f_D, n_tiles), flattened)."""
     channels = x_pad.shape[1]
-    tiles_w = v.shape[2] // (stop - first)
+    n_tiles = (stop - first) * tiles_w
+    strip = np.empty((4, 2 * tiles_w + 2), dtype=x_pad.dtype)   # B^T d for the strip
     for c in range(channels):
         for j_d in range(depth):
             row = c * depth + j_d
             for r in range(first, stop):
                 n, d, th = _tile_row(r, out_d, tiles_h)
-                plane = x_pad[n, c, d + j_d]
-                r0, r1 = plane[2 * th], plane[2 * th + 1]
-                r2, r3 = plane[2 * th + 2], plane[2 * th + 3]
-                start = (r - first) * tiles_w
-                for tw in range(tiles_w):
-                    i, t = 2 * tw, start + tw
-                    # B^T down each of the tile's four columns ...
-                    c0 = _b_transpose(r0[i], r1[i], r2[i], r3[i])
-                    c1 = _b_transpose(r0[i + 1], r1[i + 1], r2[i + 1], r3[i + 1])
-                    c2 = _b_transpose(r0[i + 2], r1[i + 2], r2[i + 2], r3[i + 2])
-                    c3 = _b_transpose(r0[i + 3], r1[i + 3], r2[i + 3], r3[i + 3])
-                    # ... then along each row: (B^T d) B = (B^T (B^T d)^T)^T
-                    v[0, row, t], v[1, row, t], v[2, row, t], v[3, row, t] = _b_transpose(
-                        c0[0], c1[0], c2[0], c3[0])
-                    v[4, row, t], v[5, row, t], v[6, row, t], v[7, row, t] = _b_transpose(
-                        c0[1], c1[1], c2[1], c3[1])
-                    v[8, row, t], v[9, row, t], v[10, row, t], v[11, row, t] = _b_transpose(
-                        c0[2], c1[2], c2[2], c3[2])
-                    v[12, row, t], v[13, row, t], v[14, row, t], v[15, row, t] = _b_transpose(
-                        c0[3], c1[3], c2[3], c3[3])
+                x0, x1 = x_pad[n, c, d + j_d, 2 * th], x_pad[n, c, d + j_d, 2 * th + 1]
+                x2, x3 = x_pad[n, c, d + j_d, 2 * th + 2], x_pad[n, c, d + j_d, 2 * th + 3]
+                # B^T down every column of the strip of four input rows ...
+                for i in range(strip.shape[1]):
+                    strip[0, i], strip[1, i], strip[2, i], strip[3, i] = _b_transpose(
+                        x0[i], x1[i], x2[i], x3[i])
+                # ... then B^T along row a of each tile (columns i = 2 tw .. 2 tw + 3):
+                # (B^T d) B = (B^T (B^T d)^T)^T, one loop per entry b of _b_transpose
+                start = row * n_tiles + (r - first) * tiles_w
+                for a in range(4):
+                    e = strip[a]
+                    end = start + tiles_w
+                    v0, v1, v2, v3 = (v[4 * a, start:end], v[4 * a + 1, start:end],
+                                      v[4 * a + 2, start:end], v[4 * a + 3, start:end])
+                    for tw in range(tiles_w):
+                        v0[tw] = e[2 * tw] - e[2 * tw + 2]
+                    for tw in range(tiles_w):
+                        v1[tw] = e[2 * tw + 1] + e[2 * tw + 2]
+                    for tw in range(tiles_w):
+                        v2[tw] = e[2 * tw + 2] - e[2 * tw + 1]
+                    for tw in range(tiles_w):
+                        v3[tw] = e[2 * tw + 1] - e[2 * tw + 3]
 
 
 @njit(cache=True, nogil=True)
 def _output_transform(m, first, stop, tiles_h, y):
     """y[n, k, o_D, 2 th + i, 2 tw + j] = (A^T M_t A)[i, j] for the tiles t of tile
-    rows first .. stop - 1."""
-    n_filters, out_d = y.shape[1], y.shape[2]
-    tiles_w = m.shape[2] // (stop - first)
+    rows first .. stop - 1 (row 4a + b of m is M[a, b], (F, n_tiles), flattened)."""
+    n_filters, out_d, tiles_w = y.shape[1], y.shape[2], y.shape[4] // 2
+    n_tiles = (stop - first) * tiles_w
+    strip = np.empty((4, 2 * tiles_w), dtype=y.dtype)           # M A for the strip
     for k in range(n_filters):
         for r in range(first, stop):
             n, d, th = _tile_row(r, out_d, tiles_h)
+            start = k * n_tiles + (r - first) * tiles_w
+            # A^T along row a of each M_t ...
+            for a in range(4):
+                for tw in range(tiles_w):
+                    t = start + tw
+                    strip[a, 2 * tw], strip[a, 2 * tw + 1] = _a_transpose(
+                        m[4 * a, t], m[4 * a + 1, t], m[4 * a + 2, t], m[4 * a + 3, t])
+            # ... then down every column of the strip: two output rows
             top, bottom = y[n, k, d, 2 * th], y[n, k, d, 2 * th + 1]
-            start = (r - first) * tiles_w
-            for tw in range(tiles_w):
-                t = start + tw
-                # A^T along each of the four rows of M_t ...
-                s0 = _a_transpose(m[0, k, t], m[1, k, t], m[2, k, t], m[3, k, t])
-                s1 = _a_transpose(m[4, k, t], m[5, k, t], m[6, k, t], m[7, k, t])
-                s2 = _a_transpose(m[8, k, t], m[9, k, t], m[10, k, t], m[11, k, t])
-                s3 = _a_transpose(m[12, k, t], m[13, k, t], m[14, k, t], m[15, k, t])
-                # ... then down its two columns
-                y00, y10 = _a_transpose(s0[0], s1[0], s2[0], s3[0])
-                y01, y11 = _a_transpose(s0[1], s1[1], s2[1], s3[1])
-                top[2 * tw], top[2 * tw + 1] = y00, y01
-                bottom[2 * tw], bottom[2 * tw + 1] = y10, y11
+            for i in range(2 * tiles_w):
+                top[i], bottom[i] = _a_transpose(strip[0, i], strip[1, i], strip[2, i],
+                                                 strip[3, i])
 
 
 @njit(cache=True, nogil=True)
@@ -285,29 +304,35 @@ def _a(y0, y1):
 
 @njit(cache=True, nogil=True)
 def _gradient_transform(dy, first, stop, tiles_h, dy_hat):
-    """dy_hat[4a + b, k, t] = (A dy_t A^T)[a, b] for the 2x2 blocks dy_t of dy in
-    tile rows first .. stop - 1."""
-    n_filters, out_d = dy.shape[1], dy.shape[2]
-    tiles_w = dy_hat.shape[2] // (stop - first)
+    """dy_hat[4a + b, k n_tiles + t] = (A dy_t A^T)[a, b] for the 2x2 blocks dy_t of dy
+    in tile rows first .. stop - 1 (row 4a + b of dy_hat is DY[a, b], (F, n_tiles),
+    flattened)."""
+    n_filters, out_d, tiles_w = dy.shape[1], dy.shape[2], dy.shape[4] // 2
+    n_tiles = (stop - first) * tiles_w
+    strip = np.empty((4, 2 * tiles_w), dtype=dy.dtype)          # A dy for the strip
     for k in range(n_filters):
         for r in range(first, stop):
             n, d, th = _tile_row(r, out_d, tiles_h)
-            top, bottom = dy[n, k, d, 2 * th], dy[n, k, d, 2 * th + 1]
-            start = (r - first) * tiles_w
-            for tw in range(tiles_w):
-                t = start + tw
-                # A down each of the block's two columns ...
-                c0 = _a(top[2 * tw], bottom[2 * tw])
-                c1 = _a(top[2 * tw + 1], bottom[2 * tw + 1])
-                # ... then along each of the four rows
-                dy_hat[0, k, t], dy_hat[1, k, t], dy_hat[2, k, t], dy_hat[3, k, t] = _a(
-                    c0[0], c1[0])
-                dy_hat[4, k, t], dy_hat[5, k, t], dy_hat[6, k, t], dy_hat[7, k, t] = _a(
-                    c0[1], c1[1])
-                dy_hat[8, k, t], dy_hat[9, k, t], dy_hat[10, k, t], dy_hat[11, k, t] = _a(
-                    c0[2], c1[2])
-                dy_hat[12, k, t], dy_hat[13, k, t], dy_hat[14, k, t], dy_hat[15, k, t] = _a(
-                    c0[3], c1[3])
+            upper, lower = dy[n, k, d, 2 * th], dy[n, k, d, 2 * th + 1]
+            # A down every column of the strip of two rows of dy ...
+            for i in range(strip.shape[1]):
+                strip[0, i], strip[1, i], strip[2, i], strip[3, i] = _a(upper[i], lower[i])
+            # ... then A along row a of each block (columns 2 tw, 2 tw + 1), one loop
+            # per entry b of _a
+            start = k * n_tiles + (r - first) * tiles_w
+            for a in range(4):
+                e = strip[a]
+                end = start + tiles_w
+                h0, h1, h2, h3 = (dy_hat[4 * a, start:end], dy_hat[4 * a + 1, start:end],
+                                  dy_hat[4 * a + 2, start:end], dy_hat[4 * a + 3, start:end])
+                for tw in range(tiles_w):
+                    h0[tw] = e[2 * tw]
+                for tw in range(tiles_w):
+                    h1[tw] = e[2 * tw] + e[2 * tw + 1]
+                for tw in range(tiles_w):
+                    h2[tw] = e[2 * tw] - e[2 * tw + 1]
+                for tw in range(tiles_w):
+                    h3[tw] = -e[2 * tw + 1]
 
 
 @njit(cache=True, nogil=True)

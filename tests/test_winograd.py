@@ -39,11 +39,12 @@ def test_filter_transform_is_g_g_g_transposed():
 def test_input_and_output_transforms_are_the_formula():
     rng = np.random.default_rng(2)
     x_pad = rng.standard_normal((1, 2, 1, 6, 8))         # 2 x 3 tiles of one plane
-    v = np.empty((16, 2, 6))
-    winograd._input_transform(x_pad, 0, 2, 1, 2, 1, v)   # tile rows 0 and 1
+    v_rows = np.empty((16, 2 * 6))                       # V[a, b] (2 channels, 6 tiles) per row
+    winograd._input_transform(x_pad, 0, 2, 1, 2, 3, 1, v_rows)   # tile rows 0 and 1
+    v = v_rows.reshape(16, 2, 6)
     m = rng.standard_normal((16, 3, 6))
     y = np.zeros((1, 3, 1, 4, 6))
-    winograd._output_transform(m, 0, 2, 2, y)
+    winograd._output_transform(m.reshape(16, 18), 0, 2, 2, y)
     for th in range(2):
         for tw in range(3):
             t = th * 3 + tw
@@ -61,8 +62,9 @@ def test_gradient_transforms_are_the_adjoint_formula():
     """dw = G^T [(A dy_t A^T) * V_t] G: the transforms of dy and of the summed products."""
     rng = np.random.default_rng(5)
     dy = rng.standard_normal((1, 3, 1, 4, 6))            # 2 x 3 blocks of 2 x 2
-    dy_hat = np.empty((16, 3, 6))
+    dy_hat = np.empty((16, 3 * 6))
     winograd._gradient_transform(dy, 0, 2, 2, dy_hat)
+    dy_hat = dy_hat.reshape(16, 3, 6)
     m = rng.standard_normal((16, 3, 2))
     dw = np.empty((3, 2, 3, 3))
     winograd._weight_transform(m, dw)
