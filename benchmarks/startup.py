@@ -32,6 +32,8 @@ def _kernel_calls(kernels):
     dy_pool = normal(2, 3, 4, 4)
     x1, w1 = normal(2, 3, 10), normal(4, 3, 3)
     x3, w3 = normal(2, 3, 4, 4, 4), normal(4, 3, 3, 3, 3)
+    # 16 input channels: the 3x3 route of kernels.winograd, compiled Numba loops
+    xw, ww, dyw = normal(2, 16, 8, 8), normal(16, 16, 3, 3), normal(2, 16, 8, 8)
     a, dG = normal(1, 4, 6, 6), normal(1, 4, 4)
     E, labels = normal(16, 8), np.repeat(np.arange(4), 4)
     fa, fp, fn, dL = normal(16, 8), normal(16, 8), normal(16, 8), normal(16)
@@ -41,6 +43,11 @@ def _kernel_calls(kernels):
         ("conv_backward_weight", lambda: kernels.conv_backward_weight(dy, x, w.shape, 1, 1, 1, 1)),
         ("conv_forward (1-D)", lambda: kernels.conv_forward(x1, w1, padding=1)),
         ("conv_forward (3-D)", lambda: kernels.conv_forward(x3, w3, padding=1)),
+        ("conv_forward (Winograd)", lambda: kernels.conv_forward(xw, ww, padding=1)),
+        ("conv_backward_input (Winograd)",
+         lambda: kernels.conv_backward_input(dyw, ww, xw.shape, 1, 1, 1, 1)),
+        ("conv_backward_weight (Winograd)",
+         lambda: kernels.conv_backward_weight(dyw, xw, ww.shape, 1, 1, 1, 1)),
         ("avg_pool_forward", lambda: kernels.avg_pool_forward(x, 2)),
         ("avg_pool_backward", lambda: kernels.avg_pool_backward(dy_pool, x.shape, 2)),
         ("gram", lambda: kernels.gram(a)),

@@ -40,7 +40,7 @@ round-off of the same order (the transforms only add, subtract and halve).
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ._workers import N_WORKERS, run_in_workers, scratch
 
@@ -198,12 +198,12 @@ def _g(g0, g1, g2):
     return g0, (g0 + g1 + g2) * 0.5, (g0 - g1 + g2) * 0.5, g2
 
 
-@njit(cache=True, nogil=True, parallel=True)
+@njit(cache=True, nogil=True)
 def _filter_transform(w, u):
     """u[4a + b, k (C f_D) + c f_D + j_D] = (G g G^T)[a, b] for the 3x3 filters
     g = w[k, c, j_D] (row 4a + b of u is U[a, b], (F, C f_D), flattened)."""
     n_filters, channels, depth = w.shape[:3]
-    for k in prange(n_filters):
+    for k in range(n_filters):
         for c in range(channels):
             for j_d in range(depth):
                 g = w[k, c, j_d]
