@@ -25,6 +25,7 @@ from test_docs import python_blocks  # noqa: E402
 import kernels  # noqa: E402
 import kernels.cuda.reduce as reduce_module  # noqa: E402
 from scratchnet import Tensor, nn  # noqa: E402
+from scratchnet import functional as F  # noqa: E402
 from scratchnet.device import CUDA_KERNELS, CudaArray, kernels_for, to_device  # noqa: E402
 from scratchnet.face import load_encoder  # noqa: E402
 from scratchnet.face.training import TrainingSettings, train  # noqa: E402
@@ -283,6 +284,17 @@ def test_batch_norm_on_the_gpu_matches_the_cpu():
     np.testing.assert_allclose(grad_gpu, grad_cpu, atol=1e-5)
     for name, value in state_cpu.items():             # the running estimates moved alike
         np.testing.assert_allclose(state_gpu[name], value, rtol=1e-6)
+
+
+def test_batch_norm_without_affine_parameters_runs_on_the_gpu():
+    """gamma = 1 and beta = 0 are made on the input's device."""
+    x = np.random.default_rng(4).random((3, 2, 4), dtype=np.float32)
+    outputs = []
+    for device in ("cpu", "cuda"):
+        y = F.batch_norm(Tensor(x, device=device), None, None, training=True)
+        assert y.device == device
+        outputs.append(to_device(y.data, "cpu"))
+    np.testing.assert_allclose(outputs[1], outputs[0], atol=1e-5)
 
 
 # ------------------------------------------------- the two applications, end to end

@@ -73,8 +73,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     else:
         mu, sigma2 = running_mean, running_var
     if weight is None:
-        weight = Tensor(np.ones(n_channels, dtype=input.dtype))
+        weight = Tensor(np.ones(n_channels, dtype=input.dtype), device=input.device)
     if bias is None:
-        bias = Tensor(np.zeros(n_channels, dtype=input.dtype))
+        bias = Tensor(np.zeros(n_channels, dtype=input.dtype), device=input.device)
     return BatchNorm.apply(input, weight, bias, mu=mu, sigma2=sigma2, eps=eps,
                            batch_statistics=training)
