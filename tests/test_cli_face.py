@@ -144,6 +144,15 @@ def test_evaluate_json_is_one_object_with_the_required_keys(trained, capsys, tmp
         assert picture.size[0] > 100
 
 
+def test_evaluate_writes_the_three_pictures(trained, capsys, tmp_path):
+    folder = tmp_path / "pictures"
+    status, out, err = run(capsys, "evaluate", trained[0], *EVALUATE, "--pictures", folder)
+    assert status == 0 and "identifications.png" in out + err
+    for name in ("roc.png", "triplets.png", "identifications.png"):
+        with Image.open(folder / name) as picture:
+            assert min(picture.size) > 50, (name, picture.size)
+
+
 def test_evaluate_prints_a_table_without_json(trained, capsys):
     status, out, _ = run(capsys, "evaluate", trained[0], *EVALUATE, "--baseline")
     assert status == 0

@@ -96,11 +96,11 @@ def write_evaluation_pictures(encoder, images, labels, folder, n_pairs, enrolled
     save_image(hard_triplets(encoder, images, labels, seed=seed, embeddings=embeddings),
                os.path.join(folder, "triplets.png"))
     members, strangers = evaluation.split_persons(labels, enrolled, seed)
-    shown = {str(person): images[np.flatnonzero(labels == person)[0]] for person in members}
+    first_pictures = [np.flatnonzero(labels == person)[0] for person in members]
+    shown = {str(person): images[i] for person, i in zip(members, first_pictures)}
     with tempfile.TemporaryDirectory() as scratch:
         database = FaceDatabase(os.path.join(scratch, "enrolled.npz"), encoder)
-        database.enroll_embeddings(list(shown), embeddings[[np.flatnonzero(labels == person)[0]
-                                                            for person in members]])
+        database.enroll_embeddings(list(shown), embeddings[first_pictures])
         queries = [np.flatnonzero(labels == person)[1] for person in members[:4]]
         queries += [np.flatnonzero(labels == person)[0] for person in strangers[:2]]
         truths = [str(person) for person in members[:4]] + [None, None]
