@@ -29,14 +29,17 @@ gradient is the same formula's adjoint in g (`weight_gradient`).
 
 Three dimensions: the height and width axes are handled as above; the depth
 axis (a filter depth f_D of 1 for a 2-D convolution lifted to 3-D, 3 for a
-3-D one) is unfolded as in kernels.conv, so the rows of V and the columns of
-U run over (c, j_D) and output plane o_D reads input planes o_D + j_D.
+3-D one) is summed inside the products: output plane o_D needs input planes
+o_D .. o_D + f_D - 1, so the columns of U run over (j_D, c), and V for that
+plane is the window of f_D transformed input planes, stored one after the
+other, each transformed once (`_transformed_input`).
 
-The transforms are Numba loops whose innermost loop runs along a row of
-tiles, which LLVM turns into vector instructions. They release the GIL, so
-chunks of tiles run on the convolution's worker threads (kernels._workers),
-one per core, each with single-threaded BLAS. In float32 the result differs from the direct sum by
-round-off of the same order (the transforms only add, subtract and halve).
+The transforms are Numba loops written so that LLVM turns them into vector
+instructions (see the note above _input_transform). They release the GIL,
+so chunks of tiles run on the convolution's worker threads
+(kernels._workers), one per core, each with single-threaded BLAS. In
+float32 the result differs from the direct sum by round-off of the same
+order (the transforms only add, subtract and halve).
 """
 
 import numpy as np
@@ -73,20 +76,19 @@ def correlate(x_pad, w, out_sizes):
     out_d, out_h, out_w = out_sizes
     tiles_h, tiles_w = -(-out_h // 2), -(-out_w // 2)
     x_pad = _padded_to_tiles(x_pad, out_d + depth - 1, 2 * tiles_h + 2, 2 * tiles_w + 2)
-    u = filter_transform(w)                                  # (16, F, C f_D)
+    u = filter_transform(w)                                  # (16, F, f_D C)
     y = np.empty((n_batch, n_filters, out_d, 2 * tiles_h, 2 * tiles_w), dtype=x_pad.dtype)
-    rows = channels * depth
 
     def chunk_work(chunks):
         for first, stop in chunks:
-            n_tiles = (stop - first) * tiles_w
-            v_rows, v = _sixteen_matrices("winograd_v", rows, n_tiles, x_pad.dtype)
-            _input_transform(x_pad, first, stop, out_d, tiles_h, tiles_w, depth, v_rows)
-            m_rows, m = _sixteen_matrices("winograd_m", n_filters, n_tiles, x_pad.dtype)
-            np.matmul(u, v, out=m)
+            windows = _transformed_input(x_pad, first, stop, out_d, tiles_h, tiles_w, depth)
+            m_rows, m = _sixteen_matrices("winograd_m", n_filters, (stop - first) * tiles_w,
+                                          x_pad.dtype)
+            for v, tiles in windows:
+                np.matmul(u, v, out=m[:, :, tiles])
             _output_transform(m_rows, first, stop, tiles_h, y)
 
-    run_in_workers(chunk_work, _chunks(n_batch * out_d * tiles_h, 16 * rows * tiles_w))
+    run_in_workers(chunk_work, _chunks(n_batch, out_d, tiles_h, 16 * channels * tiles_w, depth))
     if (2 * tiles_h, 2 * tiles_w) != (out_h, out_w):
         y = np.ascontiguousarray(y[..., :out_h, :out_w])
     return y
@@ -101,7 +103,7 @@ def weight_gradient(x_pad, dy, depth):
         dw = G^T [ sum_t (A dy_t A^T) * (B^T d_t B) ] G,
 
     and the sum over tiles of position (a, b) is the matrix product
-    DY[a, b] @ V[a, b]^T, (n_C, tiles) @ (tiles, n_C_prev f_D).
+    DY[a, b] @ V[a, b]^T, (n_C, tiles) @ (tiles, f_D n_C_prev).
     x_pad (N, C, D_p, H_p, W_p) as in `correlate`, dy (N, F, o_D, o_H, o_W),
     depth the filter depth f_D. Returns dw (F, C, f_D, 3, 3).
     """
@@ -110,40 +112,81 @@ def weight_gradient(x_pad, dy, depth):
     tiles_h, tiles_w = -(-out_h // 2), -(-out_w // 2)
     x_pad = _padded_to_tiles(x_pad, out_d + depth - 1, 2 * tiles_h + 2, 2 * tiles_w + 2)
     dy = _padded_to_tiles(dy, out_d, 2 * tiles_h, 2 * tiles_w)  # outputs past the end add 0
-    rows = channels * depth
+    rows = depth * channels
 
     def chunk_work(chunks):
         m = np.zeros((16, n_filters, rows), dtype=x_pad.dtype)  # this worker's sum over tiles
         for first, stop in chunks:
-            n_tiles = (stop - first) * tiles_w
-            v_rows, v = _sixteen_matrices("winograd_v", rows, n_tiles, x_pad.dtype)
-            _input_transform(x_pad, first, stop, out_d, tiles_h, tiles_w, depth, v_rows)
-            dy_hat_rows, dy_hat = _sixteen_matrices("winograd_m", n_filters, n_tiles, x_pad.dtype)
+            windows = _transformed_input(x_pad, first, stop, out_d, tiles_h, tiles_w, depth)
+            dy_hat_rows, dy_hat = _sixteen_matrices("winograd_m", n_filters,
+                                                    (stop - first) * tiles_w, x_pad.dtype)
             _gradient_transform(dy, first, stop, tiles_h, dy_hat_rows)
             products = scratch("winograd_dw", m.shape, x_pad.dtype)
-            m += np.matmul(dy_hat, v.transpose(0, 2, 1), out=products)
+            for v, tiles in windows:
+                m += np.matmul(dy_hat[:, :, tiles], v.transpose(0, 2, 1), out=products)
         return m
 
-    m = sum(run_in_workers(chunk_work, _chunks(n_batch * out_d * tiles_h, 16 * rows * tiles_w)))
+    chunks = _chunks(n_batch, out_d, tiles_h, 16 * channels * tiles_w, depth)
+    m = sum(run_in_workers(chunk_work, chunks))              # (16, F, f_D C)
     dw = np.empty((n_filters, rows, 3, 3), dtype=x_pad.dtype)
     _weight_transform(m, dw)
-    return dw.reshape(n_filters, channels, depth, 3, 3)
+    # (F, f_D C, 3, 3) -> (F, f_D, C, 3, 3) -> (F, C, f_D, 3, 3)
+    return np.ascontiguousarray(dw.reshape(n_filters, depth, channels, 3, 3).swapaxes(1, 2))
 
 
-def _chunks(n_rows, per_row):
-    """(first, stop) ranges of tile rows, V holding about CHUNK_ELEMENTS numbers for each.
+def _chunks(n_batch, out_d, tiles_h, per_row, depth):
+    """(first, stop) ranges of output tile rows, V holding about CHUNK_ELEMENTS numbers each.
 
     The tile rows of all samples and output planes are numbered one after the
-    other, r = (n o_D + o_D-plane) tiles_H + th, so a chunk of small pictures
-    spans several of them. Work worth sharing (SHARED_ELEMENTS numbers of V)
-    is cut into a multiple of the number of workers, so that none idles at
-    the end.
+    other, r = (n o_D + o_D-plane) tiles_H + th. With a filter depth of 1 a
+    chunk may take any run of them, so one chunk of small pictures spans
+    several; with a deeper filter a chunk is whole output planes of one
+    sample (see _transformed_input). Work worth sharing (SHARED_ELEMENTS
+    numbers of V) is cut into a multiple of the number of workers, so that
+    none idles at the end. `per_row` is the numbers of V per tile row.
     """
-    n_chunks = -(-n_rows * per_row // CHUNK_ELEMENTS)
-    if n_rows * per_row >= SHARED_ELEMENTS:
+    unit = 1 if depth == 1 else tiles_h                      # tile rows a chunk is made of
+    n_units = n_batch * out_d * tiles_h // unit
+    n_chunks = -(-n_units * unit * per_row // CHUNK_ELEMENTS)
+    if n_units * unit * per_row >= SHARED_ELEMENTS:
         n_chunks = -(-n_chunks // N_WORKERS) * N_WORKERS
-    step = -(-n_rows // min(n_chunks, n_rows))
-    return [(first, min(first + step, n_rows)) for first in range(0, n_rows, step)]
+    step = -(-n_units // min(n_chunks, n_units))
+    if depth > 1:                                            # no chunk crosses two samples
+        step = min(step, out_d)
+        return [((n * out_d + d) * tiles_h, (n * out_d + min(d + step, out_d)) * tiles_h)
+                for n in range(n_batch) for d in range(0, out_d, step)]
+    return [(first, min(first + step, n_units)) for first in range(0, n_units, step)]
+
+
+def _transformed_input(x_pad, first, stop, out_d, tiles_h, tiles_w, depth):
+    """V for the output tile rows first .. stop - 1, as [(v, tiles)]: the products
+    U @ v give the chunk's outputs `tiles` (a slice of its n_tiles).
+
+    The rows of V are (j_D, c), in the order of U's columns. A filter depth of
+    1 gives one V for the whole chunk. A deeper filter (the chunk is then whole
+    output planes d0 .. d1 - 1 of one sample) needs input planes d0 .. d1 + f_D - 2:
+    each is transformed once, stored plane after plane, and output plane d
+    multiplies the window of input planes d .. d + f_D - 1, a view of f_D C rows.
+    (Unfolding the depth offsets instead transformed every plane f_D times.)
+    """
+    channels, in_planes = x_pad.shape[1], x_pad.shape[2]
+    if depth == 1:
+        v_rows, v = _sixteen_matrices("winograd_v", channels, (stop - first) * tiles_w,
+                                      x_pad.dtype)
+        _input_transform(x_pad, first, stop, out_d, tiles_h, tiles_w, 0, v_rows)
+        return [(v, slice(None))]
+    n, d0 = divmod(first // tiles_h, out_d)
+    n_out_planes, plane_tiles = (stop - first) // tiles_h, tiles_h * tiles_w
+    n_planes = n_out_planes + depth - 1
+    v_rows, _ = _sixteen_matrices("winograd_v", n_planes * channels, plane_tiles, x_pad.dtype)
+    for p in range(n_planes):
+        row = (n * in_planes + d0 + p) * tiles_h            # input tile rows of plane d0 + p
+        _input_transform(x_pad, row, row + tiles_h, in_planes, tiles_h, tiles_w, p * channels,
+                         v_rows)
+    per_plane = channels * plane_tiles
+    return [(v_rows[:, d * per_plane:(d + depth) * per_plane].reshape(16, depth * channels,
+                                                                       plane_tiles),
+             slice(d * plane_tiles, (d + 1) * plane_tiles)) for d in range(n_out_planes)]
 
 
 def _sixteen_matrices(purpose, rows, n_tiles, dtype):
@@ -200,14 +243,14 @@ def _g(g0, g1, g2):
 
 @njit(cache=True, nogil=True)
 def _filter_transform(w, u):
-    """u[4a + b, k (C f_D) + c f_D + j_D] = (G g G^T)[a, b] for the 3x3 filters
-    g = w[k, c, j_D] (row 4a + b of u is U[a, b], (F, C f_D), flattened)."""
+    """u[4a + b, k (f_D C) + j_D C + c] = (G g G^T)[a, b] for the 3x3 filters
+    g = w[k, c, j_D] (row 4a + b of u is U[a, b], (F, f_D C), flattened)."""
     n_filters, channels, depth = w.shape[:3]
     for k in range(n_filters):
         for c in range(channels):
             for j_d in range(depth):
                 g = w[k, c, j_d]
-                col = (k * channels + c) * depth + j_d
+                col = (k * depth + j_d) * channels + c
                 # G down each of the filter's three columns ...
                 c0 = _g(g[0, 0], g[1, 0], g[2, 0])
                 c1 = _g(g[0, 1], g[1, 1], g[2, 1])
@@ -236,40 +279,39 @@ def _tile_row(r, out_d, tiles_h):
 # written in one loop, it did not: 3 to 5 times slower).
 
 @njit(cache=True, nogil=True)
-def _input_transform(x_pad, first, stop, out_d, tiles_h, tiles_w, depth, v):
-    """v[4a + b, (c f_D + j_D) n_tiles + t] = (B^T d_t B)[a, b] for the n_tiles tiles t
-    of tile rows first .. stop - 1, d_t the 4x4 tile of input plane o_D + j_D
-    (row 4a + b of v is V[a, b], (C f_D, n_tiles), flattened)."""
+def _input_transform(x_pad, first, stop, planes, tiles_h, tiles_w, first_row, v):
+    """v[4a + b, (first_row + c) n_tiles + t] = (B^T d_t B)[a, b] for the n_tiles tiles t
+    of tile rows first .. stop - 1 of x_pad's planes, numbered (n planes + p) tiles_H + th
+    (row 4a + b of v is V[a, b], (rows, n_tiles), flattened)."""
     channels = x_pad.shape[1]
     n_tiles = (stop - first) * tiles_w
     strip = np.empty((4, 2 * tiles_w + 2), dtype=x_pad.dtype)   # B^T d for the strip
     for c in range(channels):
-        for j_d in range(depth):
-            row = c * depth + j_d
-            for r in range(first, stop):
-                n, d, th = _tile_row(r, out_d, tiles_h)
-                x0, x1 = x_pad[n, c, d + j_d, 2 * th], x_pad[n, c, d + j_d, 2 * th + 1]
-                x2, x3 = x_pad[n, c, d + j_d, 2 * th + 2], x_pad[n, c, d + j_d, 2 * th + 3]
-                # B^T down every column of the strip of four input rows ...
-                for i in range(strip.shape[1]):
-                    strip[0, i], strip[1, i], strip[2, i], strip[3, i] = _b_transpose(
-                        x0[i], x1[i], x2[i], x3[i])
-                # ... then B^T along row a of each tile (columns i = 2 tw .. 2 tw + 3):
-                # (B^T d) B = (B^T (B^T d)^T)^T, one loop per entry b of _b_transpose
-                start = row * n_tiles + (r - first) * tiles_w
-                for a in range(4):
-                    e = strip[a]
-                    end = start + tiles_w
-                    v0, v1, v2, v3 = (v[4 * a, start:end], v[4 * a + 1, start:end],
-                                      v[4 * a + 2, start:end], v[4 * a + 3, start:end])
-                    for tw in range(tiles_w):
-                        v0[tw] = e[2 * tw] - e[2 * tw + 2]
-                    for tw in range(tiles_w):
-                        v1[tw] = e[2 * tw + 1] + e[2 * tw + 2]
-                    for tw in range(tiles_w):
-                        v2[tw] = e[2 * tw + 2] - e[2 * tw + 1]
-                    for tw in range(tiles_w):
-                        v3[tw] = e[2 * tw + 1] - e[2 * tw + 3]
+        row = first_row + c
+        for r in range(first, stop):
+            n, p, th = _tile_row(r, planes, tiles_h)
+            x0, x1 = x_pad[n, c, p, 2 * th], x_pad[n, c, p, 2 * th + 1]
+            x2, x3 = x_pad[n, c, p, 2 * th + 2], x_pad[n, c, p, 2 * th + 3]
+            # B^T down every column of the strip of four input rows ...
+            for i in range(strip.shape[1]):
+                strip[0, i], strip[1, i], strip[2, i], strip[3, i] = _b_transpose(
+                    x0[i], x1[i], x2[i], x3[i])
+            # ... then B^T along row a of each tile (columns i = 2 tw .. 2 tw + 3):
+            # (B^T d) B = (B^T (B^T d)^T)^T, one loop per entry b of _b_transpose
+            start = row * n_tiles + (r - first) * tiles_w
+            for a in range(4):
+                e = strip[a]
+                end = start + tiles_w
+                v0, v1, v2, v3 = (v[4 * a, start:end], v[4 * a + 1, start:end],
+                                  v[4 * a + 2, start:end], v[4 * a + 3, start:end])
+                for tw in range(tiles_w):
+                    v0[tw] = e[2 * tw] - e[2 * tw + 2]
+                for tw in range(tiles_w):
+                    v1[tw] = e[2 * tw + 1] + e[2 * tw + 2]
+                for tw in range(tiles_w):
+                    v2[tw] = e[2 * tw + 2] - e[2 * tw + 1]
+                for tw in range(tiles_w):
+                    v3[tw] = e[2 * tw + 1] - e[2 * tw + 3]
 
 
 @njit(cache=True, nogil=True)

@@ -31,8 +31,8 @@ def test_one_dimensional_identity_of_the_matrices():
 def test_filter_transform_is_g_g_g_transposed():
     rng = np.random.default_rng(1)
     w = rng.standard_normal((5, 3, 2, 3, 3))             # (F, C, f_D, 3, 3)
-    u = winograd.filter_transform(w)                     # (16, F, C f_D)
-    expected = np.einsum("ai,kcdij,bj->abkcd", G, w, G).reshape(16, 5, 6)
+    u = winograd.filter_transform(w)                     # (16, F, f_D C)
+    expected = np.einsum("ai,kcdij,bj->abkdc", G, w, G).reshape(16, 5, 6)
     np.testing.assert_allclose(u, expected, rtol=1e-13)
 
 
@@ -40,7 +40,7 @@ def test_input_and_output_transforms_are_the_formula():
     rng = np.random.default_rng(2)
     x_pad = rng.standard_normal((1, 2, 1, 6, 8))         # 2 x 3 tiles of one plane
     v_rows = np.empty((16, 2 * 6))                       # V[a, b] (2 channels, 6 tiles) per row
-    winograd._input_transform(x_pad, 0, 2, 1, 2, 3, 1, v_rows)   # tile rows 0 and 1
+    winograd._input_transform(x_pad, 0, 2, 1, 2, 3, 0, v_rows)   # tile rows 0 and 1
     v = v_rows.reshape(16, 2, 6)
     m = rng.standard_normal((16, 3, 6))
     y = np.zeros((1, 3, 1, 4, 6))
@@ -166,11 +166,19 @@ def test_chunks_shared_by_the_workers_agree(monkeypatch, chunk_elements):
 
 def test_chunks_cover_every_tile_row_once_and_feed_every_worker(monkeypatch):
     monkeypatch.setattr(winograd, "N_WORKERS", 4)
-    for n_rows, per_row in [(10, 1), (10, 1 << 17), (3, 1 << 20), (1000, 1 << 10), (7, 1 << 16)]:
-        chunks = winograd._chunks(n_rows, per_row)
+    cases = [(1, 1, 10, 1, 1), (1, 1, 10, 1 << 17, 1), (3, 1, 1, 1 << 20, 1),
+             (8, 1, 125, 1 << 10, 1), (1, 1, 7, 1 << 16, 1),            # filter depth 1
+             (2, 6, 4, 1 << 12, 3), (1, 9, 3, 1 << 18, 3), (3, 2, 5, 1, 3)]  # depth 3
+    for n_batch, out_d, tiles_h, per_row, depth in cases:
+        chunks = winograd._chunks(n_batch, out_d, tiles_h, per_row, depth)
         covered = [r for first, stop in chunks for r in range(first, stop)]
-        assert covered == list(range(n_rows))
-        if n_rows * per_row >= winograd.SHARED_ELEMENTS:
-            assert len(chunks) >= min(4, n_rows)
-        else:
+        assert covered == list(range(n_batch * out_d * tiles_h))
+        if depth > 1:                                    # whole planes of one sample
+            plane_rows = out_d * tiles_h
+            assert all(first % tiles_h == 0 and stop % tiles_h == 0
+                       and first // plane_rows == (stop - 1) // plane_rows
+                       for first, stop in chunks)
+        if n_batch * out_d * tiles_h * per_row >= winograd.SHARED_ELEMENTS:
+            assert len(chunks) >= min(4, n_batch * out_d * (tiles_h if depth == 1 else 1))
+        elif depth == 1:
             assert len(chunks) == 1

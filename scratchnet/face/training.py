@@ -62,7 +62,7 @@ NOT_COMPARED_ON_RESUME = ("validate_every", "checkpoint_every", "device")
 class TrainingSettings:
     """What `train` does; every field has the default that `scratchnet face train` uses."""
 
-    steps: int = 1150                   # batches (Adam steps): about 14 minutes on 2 cores
+    steps: int = 1150                   # batches (Adam steps): 13-14 minutes on 2 cores
     identities_per_batch: int = 32      # P persons per batch
     pictures_per_identity: int = 4      # K pictures of each
     alpha: float = 0.2                  # the triplet loss's margin
