@@ -37,9 +37,10 @@ adds them back the same way. NumPy's copy loops run these as fast as any
 hand-written loop measured here, so the work that matters is the matrix
 product, which runs in BLAS. docs/derivations.md derives the two gradients.
 
-A 3x3 filter with stride 1 (the forward pass, and the input gradient as a
-correlation with the flipped filters) runs instead as Winograd's F(2x2, 3x3)
-in kernels.winograd, which needs 2.25 times fewer products.
+A 3x3 filter with stride 1 and at least 16 input channels runs instead as
+Winograd's F(2x2, 3x3) in kernels.winograd, which needs 2.25 times fewer
+products: the forward pass, the input gradient (as a correlation with the
+flipped filters) and the weight gradient.
 """
 
 from collections import namedtuple
@@ -103,10 +104,11 @@ def conv_backward_input(dy, w, x_shape, stride=1, padding=0, dilation=1, groups=
     dy = _check_dy(dy, x_shape[0], w.shape[0], geo)
     check_same_dtype(dy=dy, w=w)
     transposed = _transposed_geometry(geo)
-    as_winograd = winograd.applies(transposed, w.shape[0]) if transposed else False
-    if transposed is not None and (as_winograd and x_shape[1] >= winograd.MIN_ROWS
-                                   or w.shape[0] <= x_shape[1] and w.size <= dy.size):
-        return _correlate(dy, _flipped_transposed_filters(w, groups), transposed)
+    if transposed is not None:
+        as_winograd = (winograd.applies(transposed, w.shape[0])
+                       and x_shape[1] >= winograd.MIN_ROWS)
+        if as_winograd or w.shape[0] <= x_shape[1] and w.size <= dy.size:
+            return _correlate(dy, _flipped_transposed_filters(w, groups), transposed)
     return _fold_backward_input(dy, w, x_shape, geo)
 
 
@@ -222,7 +224,7 @@ def _fold_backward_input(dy, w, x_shape, geo):
         for tile in tiles:
             dy_tile = dy_mat[tile.samples, :, :, tile.positions]      # (n_t, G, F_g, P_t)
             dcols = scratch("columns", dy_tile.shape[:2] + (w_mat_t.shape[1], dy_tile.shape[3]),
-                             dy.dtype)
+                            dy.dtype)
             np.matmul(w_mat_t, dy_tile, out=dcols)
             _fold(dcols, geo, tile, dx_pad)
         return dx_pad
