@@ -120,10 +120,11 @@ def conv_backward_weight(dy, x, w_shape, stride=1, padding=0, dilation=1, groups
     dy = _check_dy(dy, x.shape[0], w_shape[0], geo)
     check_same_dtype(dy=dy, x=x)
     n_batch, n_out = dy.shape[0], w_shape[0]
-    x_pad = _pad(x, geo)                                     # (N, C, D_p, H_p, W_p)
     if winograd.applies(geo, x.shape[1]):
+        x_pad = _pad(x, geo, reach=winograd.input_sizes(geo.out_sizes, geo.kernel[0]))
         dy_3d = dy.reshape(_lift_shape(dy.shape))
         return winograd.weight_gradient(x_pad, dy_3d, geo.kernel[0]).reshape(w_shape)
+    x_pad = _pad(x, geo)                                     # (N, C, D_p, H_p, W_p)
     dy_mat = dy.reshape(n_batch, groups, n_out // groups, -1)  # (N, G, F_g, P)
 
     # computed transposed, dw^T = cols @ dy^T: BLAS runs the product with the
@@ -167,10 +168,11 @@ def _correlate(x, w, geo):
     w (G F_g, C_g, *k), which may be a view: w_mat is its (G, F_g, C_g k) reshape.
     """
     n_batch, n_out = x.shape[0], w.shape[0]
-    x_pad = _pad(x, geo)                                     # (N, C, D_p, H_p, W_p)
     if winograd.applies(geo, x.shape[1]):
+        x_pad = _pad(x, geo, reach=winograd.input_sizes(geo.out_sizes, geo.kernel[0]))
         y = winograd.correlate(x_pad, w.reshape(_lift_shape(w.shape)), geo.out_sizes)
         return y.reshape((n_batch, n_out) + _spatial(geo.out_sizes, geo))
+    x_pad = _pad(x, geo)                                     # (N, C, D_p, H_p, W_p)
     w_mat = w.reshape(geo.groups, n_out // geo.groups, -1)
     y = np.empty((n_batch,) + w_mat.shape[:2] + (_n_positions(geo),), dtype=x.dtype)
 
@@ -337,12 +339,17 @@ def _padded_shape(x_shape, geo):
     return tuple(x_shape[:2]) + sizes
 
 
-def _pad(x, geo):
-    """x (N, C, *spatial) -> x_pad (N, C, D_p, H_p, W_p), zeros around x."""
+def _pad(x, geo, reach=None):
+    """x (N, C, *spatial) -> x_pad (N, C, D_p, H_p, W_p), zeros around x; with `reach`
+    (D, H, W), zeros after x until x_pad is at least that large."""
     x3 = x.reshape(_lift_shape(x.shape))
-    if not any(geo.pad_before + geo.pad_after):
+    after = geo.pad_after
+    if reach is not None:
+        after = tuple(max(hi, size - lo - n) for hi, size, lo, n
+                      in zip(after, reach, geo.pad_before, geo.in_sizes))
+    if not any(geo.pad_before + after):
         return x3
-    return np.pad(x3, ((0, 0), (0, 0)) + tuple(zip(geo.pad_before, geo.pad_after)))
+    return np.pad(x3, ((0, 0), (0, 0)) + tuple(zip(geo.pad_before, after)))
 
 
 def _crop(x_pad, geo):

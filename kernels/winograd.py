@@ -75,7 +75,7 @@ def correlate(x_pad, w, out_sizes):
     n_filters, depth = w.shape[0], w.shape[2]
     out_d, out_h, out_w = out_sizes
     tiles_h, tiles_w = -(-out_h // 2), -(-out_w // 2)
-    x_pad = _padded_to_tiles(x_pad, out_d + depth - 1, 2 * tiles_h + 2, 2 * tiles_w + 2)
+    x_pad = _padded_to(x_pad, input_sizes(out_sizes, depth))
     u = filter_transform(w)                                  # (16, F, f_D C)
     y = np.empty((n_batch, n_filters, out_d, 2 * tiles_h, 2 * tiles_w), dtype=x_pad.dtype)
 
@@ -110,8 +110,8 @@ def weight_gradient(x_pad, dy, depth):
     n_batch, channels = x_pad.shape[:2]
     n_filters, (out_d, out_h, out_w) = dy.shape[1], dy.shape[2:]
     tiles_h, tiles_w = -(-out_h // 2), -(-out_w // 2)
-    x_pad = _padded_to_tiles(x_pad, out_d + depth - 1, 2 * tiles_h + 2, 2 * tiles_w + 2)
-    dy = _padded_to_tiles(dy, out_d, 2 * tiles_h, 2 * tiles_w)  # outputs past the end add 0
+    x_pad = _padded_to(x_pad, input_sizes((out_d, out_h, out_w), depth))
+    dy = _padded_to(dy, (out_d, 2 * tiles_h, 2 * tiles_w))  # outputs past the end add 0
     rows = depth * channels
 
     def chunk_work(chunks):
@@ -206,13 +206,24 @@ def _sixteen_matrices(purpose, rows, n_tiles, dtype):
     return flat, flat[:, :size].reshape(16, rows, n_tiles)
 
 
-def _padded_to_tiles(x_pad, depth, height, width):
-    """x_pad with zeros added after it where the tiles reach beyond it."""
+def input_sizes(out_sizes, depth):
+    """(D_p, H_p, W_p) of the input that the tiles of out_sizes (o_D, o_H, o_W) read.
+
+    Whole 4x4 tiles, two outputs apart, cover an odd o_H or o_W with one row
+    or column more than the outputs need; a caller that pads x anyway pads it
+    this far (kernels.conv does) and saves `correlate` a second copy.
+    """
+    out_d, out_h, out_w = out_sizes
+    return out_d + depth - 1, 2 * -(-out_h // 2) + 2, 2 * -(-out_w // 2) + 2
+
+
+def _padded_to(array, sizes):
+    """`array` (N, C, D, H, W) with zeros added after it up to `sizes`, copied only if short."""
     extra = [(0, 0), (0, 0)] + [(0, max(n - have, 0)) for n, have in
-                                zip((depth, height, width), x_pad.shape[2:])]
+                                zip(sizes, array.shape[2:])]
     if any(after for _, after in extra):
-        x_pad = np.pad(x_pad, extra)
-    return x_pad
+        array = np.pad(array, extra)
+    return array
 
 
 def filter_transform(w):
@@ -385,7 +396,7 @@ def _g_transpose(m0, m1, m2, m3):
 
 @njit(cache=True, nogil=True)
 def _weight_transform(m, dw):
-    """dw[k, q] = G^T M G for the 4x4 arrays M = m[:, k, q] (q: channel and depth offset)."""
+    """dw[k, q] = G^T M G for the 4x4 arrays M = m[:, k, q] (q runs over (j_D, c))."""
     n_filters, rows = dw.shape[:2]
     for k in range(n_filters):
         for q in range(rows):

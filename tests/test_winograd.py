@@ -78,7 +78,7 @@ def test_gradient_transforms_are_the_adjoint_formula():
             np.testing.assert_allclose(dw[k, q], G.T @ m[:, k, q].reshape(4, 4) @ G, rtol=1e-13)
 
 
-def test_applies_only_where_it_pays_and_is_exact():
+def test_applies_to_3x3_stride_1_filters_with_16_rows_or_more():
     def geo(x_shape, w_shape, **options):
         return conv._geometry(x_shape, w_shape, options.get("stride", 1),
                               options.get("padding", 1), options.get("dilation", 1),
@@ -92,6 +92,20 @@ def test_applies_only_where_it_pays_and_is_exact():
     assert not winograd.applies(geo((1, 16, 8, 8), (4, 16, 5, 5)), 16)
     assert not winograd.applies(geo((1, 16, 9), (4, 16, 3)), 16)        # 1-D: (1, 1, 3)
 
+
+
+@pytest.mark.parametrize("sizes, padding", [((7, 9), 1), ((5, 6, 7), (1, 0, 2)), ((8, 8), 1)])
+def test_the_convolution_pads_once_as_far_as_the_tiles_read(sizes, padding):
+    n_spatial = len(sizes)
+    x = np.ones((1, 16) + sizes)
+    geo = conv._geometry(x.shape, (4, 16) + (3,) * n_spatial, 1, padding, 1, 1)
+    reach = winograd.input_sizes(geo.out_sizes, geo.kernel[0])
+    x_pad = conv._pad(x, geo, reach=reach)
+    assert all(have >= need for have, need in zip(x_pad.shape[2:], reach))
+    assert winograd._padded_to(x_pad, reach) is x_pad              # no second copy
+    inside = conv._crop(x_pad, geo)
+    assert inside.shape[2:] == geo.in_sizes and np.all(inside == 1)
+    assert x_pad.sum() == x.sum()                                 # the rest is zeros
 
 @st.composite
 def winograd_configs(draw):
