@@ -10,7 +10,6 @@ inputs away from the kink, where the derivative exists.
 import numpy as np
 
 from . import functional as F
-from . import nn
 from .gradcheck import gradcheck_report
 from .tensor import Tensor
 

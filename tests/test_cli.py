@@ -1,6 +1,5 @@
 """The `scratchnet` command: help texts, `check` verdicts and exit status."""
 
-import numpy as np
 import pytest
 
 from scratchnet import check, cli
