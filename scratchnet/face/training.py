@@ -62,10 +62,10 @@ NOT_COMPARED_ON_RESUME = ("validate_every", "checkpoint_every", "device")
 class TrainingSettings:
     """What `train` does; every field has the default that `scratchnet face train` uses."""
 
-    steps: int = 1150                   # batches (Adam steps): 13-14 minutes on 2 cores
+    steps: int = 1700                   # batches (Adam steps): 12-13 minutes on 2 cores
     identities_per_batch: int = 32      # P persons per batch
     pictures_per_identity: int = 4      # K pictures of each
-    alpha: float = 0.2                  # the triplet loss's margin
+    alpha: float = 0.5                  # the triplet loss's margin (docs/face.md: why not 0.2)
     strategy: str = "semi_hard"         # how triplets are chosen in a batch
     lr: float = 1e-3                    # Adam's learning rate at step 0
     cosine: bool = True                 # lr decays as lr (1 + cos(pi t / steps)) / 2
