@@ -74,7 +74,7 @@ def correlate(x_pad, w, out_sizes):
     n_batch, channels = x_pad.shape[:2]
     n_filters, depth = w.shape[0], w.shape[2]
     out_d, out_h, out_w = out_sizes
-    tiles_h, tiles_w = -(-out_h // 2), -(-out_w // 2)
+    tiles_h, tiles_w = _tile_counts(out_h, out_w)
     x_pad = _padded_to(x_pad, input_sizes(out_sizes, depth))
     u = filter_transform(w)                                  # (16, F, f_D C)
     y = np.empty((n_batch, n_filters, out_d, 2 * tiles_h, 2 * tiles_w), dtype=x_pad.dtype)
@@ -109,7 +109,7 @@ def weight_gradient(x_pad, dy, depth):
     """
     n_batch, channels = x_pad.shape[:2]
     n_filters, (out_d, out_h, out_w) = dy.shape[1], dy.shape[2:]
-    tiles_h, tiles_w = -(-out_h // 2), -(-out_w // 2)
+    tiles_h, tiles_w = _tile_counts(out_h, out_w)
     x_pad = _padded_to(x_pad, input_sizes((out_d, out_h, out_w), depth))
     dy = _padded_to(dy, (out_d, 2 * tiles_h, 2 * tiles_w))  # outputs past the end add 0
     rows = depth * channels
@@ -214,7 +214,13 @@ def input_sizes(out_sizes, depth):
     this far (kernels.conv does) and saves `correlate` a second copy.
     """
     out_d, out_h, out_w = out_sizes
-    return out_d + depth - 1, 2 * -(-out_h // 2) + 2, 2 * -(-out_w // 2) + 2
+    tiles_h, tiles_w = _tile_counts(out_h, out_w)
+    return out_d + depth - 1, 2 * tiles_h + 2, 2 * tiles_w + 2
+
+
+def _tile_counts(out_h, out_w):
+    """Tiles down and across: each gives a 2x2 block of outputs, the last may overhang."""
+    return -(-out_h // 2), -(-out_w // 2)
 
 
 def _padded_to(array, sizes):
