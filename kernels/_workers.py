@@ -37,13 +37,21 @@ _BLAS = ThreadpoolController()
 _workers = None
 
 
-def run_in_workers(work, tiles):
+def run_in_workers(work, tiles, fixed_shares=False):
     """[work(tiles drawn by worker i) for each worker i].
 
-    The workers draw the tiles from one shared queue, each taking the next
-    tile when it has finished its last, so a worker slowed down by anything
-    else running on its core does less of the work instead of holding up the
-    end.
+    By default the workers draw the tiles from one shared queue, each taking
+    the next tile when it has finished its last, so a worker slowed down by
+    anything else running on its core does less of the work instead of
+    holding up the end.
+
+    fixed_shares=True deals the tiles out instead: worker i gets tiles i,
+    i + n, i + 2n, ... of the n workers, whatever their pace. A caller that
+    adds up floats over the tiles (a weight gradient sums over the whole
+    batch) needs this: floating-point addition is not associative, so a sum
+    whose terms are grouped by whichever worker happened to take them
+    differs from run to run in its last bits, and training, which feeds
+    every step's weights into the next, would not repeat under a seed.
     """
     n_workers = min(len(tiles), N_WORKERS)
     with _BLAS.limit(limits=1, user_api="blas"):
@@ -52,10 +60,14 @@ def run_in_workers(work, tiles):
         global _workers
         if _workers is None or _workers._max_workers < n_workers:
             _workers = ThreadPoolExecutor(n_workers, thread_name_prefix="conv")
-        queue = SimpleQueue()
-        for tile in tiles:
-            queue.put(tile)
-        return list(_workers.map(work, [_drain(queue) for _ in range(n_workers)]))
+        if fixed_shares:
+            shares = [tiles[i::n_workers] for i in range(n_workers)]
+        else:
+            queue = SimpleQueue()
+            for tile in tiles:
+                queue.put(tile)
+            shares = [_drain(queue) for _ in range(n_workers)]
+        return list(_workers.map(work, shares))
 
 
 def _drain(queue):

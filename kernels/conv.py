@@ -139,7 +139,8 @@ def conv_backward_weight(dy, x, w_shape, stride=1, padding=0, dilation=1, groups
             dw_t += products.sum(axis=0)
         return dw_t
 
-    dw_t = sum(run_in_workers(backward_tiles, _tiles(geo, x.shape)))  # (G, C_g k, F_g)
+    # fixed shares, summed in worker order: the same dw on every run (_workers)
+    dw_t = sum(run_in_workers(backward_tiles, _tiles(geo, x.shape), fixed_shares=True))
     return np.ascontiguousarray(dw_t.transpose(0, 2, 1)).reshape(w_shape)
 
 
@@ -239,9 +240,10 @@ def _fold_backward_input(dy, w, x_shape, geo):
         dx_pad = new_dx_pad()
         run_in_workers(lambda worker_tiles: fold_tiles(worker_tiles, dx_pad), tiles)
     else:
-        # windows of tiles cut from one sample overlap: each worker folds into its own dx_pad
+        # windows of tiles cut from one sample overlap: each worker folds into its own dx_pad,
+        # with fixed shares so that the sum below is the same on every run (_workers)
         dx_pads = run_in_workers(lambda worker_tiles: fold_tiles(worker_tiles, new_dx_pad()),
-                                  tiles)
+                                  tiles, fixed_shares=True)
         dx_pad = dx_pads[0]
         for other in dx_pads[1:]:
             dx_pad += other

@@ -127,7 +127,8 @@ def weight_gradient(x_pad, dy, depth):
         return m
 
     chunks = _chunks(n_batch, out_d, tiles_h, 16 * channels * tiles_w, depth)
-    m = sum(run_in_workers(chunk_work, chunks))              # (16, F, f_D C)
+    # fixed shares, summed in worker order: the same dw on every run (_workers)
+    m = sum(run_in_workers(chunk_work, chunks, fixed_shares=True))  # (16, F, f_D C)
     dw = np.empty((n_filters, rows, 3, 3), dtype=x_pad.dtype)
     _weight_transform(m, dw)
     # (F, f_D C, 3, 3) -> (F, f_D, C, 3, 3) -> (F, C, f_D, 3, 3)

@@ -25,6 +25,7 @@ from scratchnet.face.training import (
     augment,
     train,
 )
+from slow_worker import slow_down_one_worker
 
 TINY = {"identities_per_batch": 4, "pictures_per_identity": 3, "width": 4, "blocks": 2,
         "downsample": 2, "embedding_size": 16, "validation_pairs": 100, "validate_every": 2,
@@ -247,6 +248,19 @@ def test_the_same_seed_gives_the_same_model(training_set, validation_set):
     assert history_rows(first_history) == history_rows(second_history)
     other, _ = train(*training_set, validation_set, dataclasses.replace(chosen, seed=4), note=None)
     assert other.fingerprint != first.fingerprint
+
+
+def test_the_same_seed_gives_the_same_model_when_the_convolutions_share_their_work(
+        training_set, validation_set, monkeypatch):
+    # width 16, full resolution and 8 x 4 pictures: F(2x2, 3x3) convolutions whose tiles the
+    # workers share; the second run has one worker slowed down, so the workers take other
+    # tiles than in the first, and the gradients summed over the batch must still agree
+    chosen = settings(steps=3, width=16, downsample=1, identities_per_batch=8,
+                      pictures_per_identity=4, seed=5)
+    first, _ = train(*training_set, validation_set, chosen, note=None)
+    slow_down_one_worker(monkeypatch)
+    second, _ = train(*training_set, validation_set, chosen, note=None)
+    assert_same_weights(first, second)
 
 
 def test_a_resumed_run_equals_the_uninterrupted_run(training_set, validation_set, tmp_path):
