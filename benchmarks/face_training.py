@@ -57,7 +57,7 @@ def untrained_encoder_report():
     defaults = TrainingSettings()
     network = FaceEncoder(width=defaults.width, convs_per_block=defaults.convs_per_block, seed=0)
     validation_images, validation_labels = synthetic_faces(300, 10, seed=1)
-    encoder = Encoder(network)
+    encoder = Encoder(network, flip_average=defaults.flip_average)
     first, second, same = sample_pairs(validation_labels, 2000, seed=0)
     embeddings = encoder(validation_images)
     encoder.tau = fit_tau(evaluation.squared_distances(embeddings, first, second), same)

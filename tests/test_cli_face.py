@@ -93,11 +93,20 @@ def test_train_writes_a_model_with_tau_classifiers_and_a_checkpoint(trained):
     training = encoder.info["training"]
     assert training["trained_steps"] == 4 and training["identities_per_batch"] == 8
     assert encoder.tau > 0 and "tau_eer" in encoder.info
+    assert encoder.flip_average is True and training["flip_average"] is True
     assert set(classifiers_from_arrays(arrays)) == {"abs", "chi2"}
     assert "step     4/4" in printed and "validation accuracy" in printed
     assert f"wrote {path}: tau = {encoder.tau:.4f}" in printed
     checkpoint = load_encoder(path.with_name("model.checkpoint.npz"))
     assert checkpoint.fingerprint == encoder.fingerprint
+
+
+def test_train_without_flip_averaging(capsys, tmp_path):
+    out = tmp_path / "plain.npz"
+    status, _, _ = run(capsys, "train", "--out", out, *FEW, "--no-flip-average")
+    assert status == 0
+    encoder = load_encoder(out)
+    assert encoder.flip_average is False and encoder.info["training"]["flip_average"] is False
 
 
 @pytest.mark.parametrize("options, message", [

@@ -270,6 +270,49 @@ def test_encoder_checks_its_arguments():
             Encoder(network, tau=tau)
 
 
+def test_flip_average_is_the_normalised_sum_of_the_picture_and_its_mirror():
+    plain = small_encoder()
+    flipping = Encoder(plain.network, tau=plain.tau, flip_average=True)
+    x = pictures(5, seed=4)
+    total = plain(x) + plain(np.ascontiguousarray(x[..., ::-1]))
+    expected = total / np.linalg.norm(total, axis=1, keepdims=True)
+    np.testing.assert_allclose(flipping(x), expected, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(np.linalg.norm(flipping(x), axis=1), 1.0, rtol=1e-6)
+    assert not np.allclose(flipping(x), plain(x), atol=1e-3)
+
+
+def test_flip_averaged_encoding_of_a_mirror_image_is_the_pictures_own():
+    flipping = Encoder(small_encoder().network, flip_average=True)
+    x = pictures(4, seed=5)
+    np.testing.assert_array_equal(flipping(np.ascontiguousarray(x[..., ::-1])), flipping(x))
+    assert flipping.distance(x, np.ascontiguousarray(x[..., ::-1])).max() == 0.0
+
+
+def test_flip_average_is_part_of_the_fingerprint_and_of_the_file(tmp_path):
+    plain = small_encoder()
+    flipping = Encoder(plain.network, tau=plain.tau, flip_average=True)
+    assert flipping.fingerprint != plain.fingerprint
+    flipping.save(tmp_path / "flip.npz")
+    loaded = load_encoder(tmp_path / "flip.npz")
+    assert loaded.flip_average is True and loaded.fingerprint == flipping.fingerprint
+    x = pictures(3, seed=6)
+    np.testing.assert_array_equal(loaded(x), flipping(x))
+    with pytest.raises(TypeError, match="flip_average: expected True or False, got 'yes'"):
+        Encoder(plain.network, flip_average="yes")
+
+
+def test_a_file_from_before_flip_averaging_loads_without_it(saved, tmp_path):
+    encoder, path = saved
+    arrays = load_npz(path)
+    config = json.loads(str(arrays["config"]))
+    del config["flip_average"]                              # as files written before it existed
+    arrays["config"] = np.array(json.dumps(config))
+    old = tmp_path / "old.npz"
+    save_npz(old, arrays)
+    loaded = load_encoder(old)
+    assert loaded.flip_average is False and loaded.fingerprint == encoder.fingerprint
+
+
 # ======================================================= the file
 
 def test_save_load_round_trip_gives_identical_embeddings(saved):

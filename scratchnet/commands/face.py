@@ -173,6 +173,9 @@ def _add_train(actions):
                         f"(default {defaults.convs_per_block})")
     parser.add_argument("--no-augment", action="store_true",
                         help="no random flips, shifts and colour changes")
+    parser.add_argument("--no-flip-average", action="store_true",
+                        help="f(x) is the network's encoding of x alone, not the average of x "
+                        "and its mirror image (one forward pass per picture instead of two)")
     parser.add_argument("--seed", type=int, default=defaults.seed,
                         help="seed of the weights, batches and augmentation (default 0)")
     parser.add_argument("--validate-every", type=int, default=defaults.validate_every, metavar="N",
@@ -196,7 +199,7 @@ def run_train(args):
         steps=args.steps, identities_per_batch=args.batch_identities,
         pictures_per_identity=args.batch_pictures, alpha=args.alpha, strategy=args.strategy,
         lr=args.lr, width=args.width, convs_per_block=args.convs_per_block,
-        augment=not args.no_augment, seed=args.seed,
+        augment=not args.no_augment, flip_average=not args.no_flip_average, seed=args.seed,
         validate_every=args.validate_every, checkpoint_every=args.checkpoint_every,
         device=args.device)
     try:

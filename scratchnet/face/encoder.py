@@ -15,15 +15,29 @@ without pickle) holding
 
     encoder.<name>    the FaceEncoder's parameters and buffers (state_dict)
     config            a JSON string: format, version, the architecture
-                      (FaceEncoder's arguments), tau, tau_eer and
-                      how the model was trained
+                      (FaceEncoder's arguments), tau, flip_average,
+                      tau_eer and how the model was trained
     <other>.<name>    optional extra arrays stored with the model (training
                       checkpoints keep the optimiser and the random state;
                       the pair classifiers keep their weights)
 
+With flip_average=True (what `scratchnet face train` makes) the encoding
+of a picture is the network's encodings of it and of its mirror image,
+added and divided by their norm,
+
+    f(x) = (g(x) + g(mirrored x)) / ||g(x) + g(mirrored x)||,
+
+g being the network. A face seen in a mirror is the same person, and
+training shows the network mirrored faces (training.augment), so g gives
+the two views nearly the same encoding; averaging them cancels part of
+what is left, whatever in g depends on the side a feature is on rather
+than on the person (docs/face.md measures what it gains). It costs a
+second forward pass.
+
 The fingerprint names the weights: the first 16 hex digits of the SHA-256
-of every `encoder.*` array (names, dtypes, shapes and bytes), so a face
-database can refuse embeddings made by another encoder.
+of every `encoder.*` array (names, dtypes, shapes and bytes), and of the
+flip averaging when it is on, so a face database can refuse embeddings
+made by another encoder.
 """
 
 import hashlib
@@ -51,15 +65,19 @@ class Encoder:
 
     `network` is a FaceEncoder; `tau` the verification threshold on squared
     distances; `info` a dict of JSON-serialisable facts saved with the model
-    (how it was trained, tau_eer, ...).
+    (how it was trained, tau_eer, ...); `flip_average` whether f averages
+    the picture and its mirror image (module docstring).
     """
 
-    def __init__(self, network, tau=DEFAULT_TAU, info=None):
+    def __init__(self, network, tau=DEFAULT_TAU, info=None, flip_average=False):
         if not isinstance(network, FaceEncoder):
             raise TypeError(f"network: expected a FaceEncoder, got {type(network).__name__}")
+        if not isinstance(flip_average, bool):
+            raise TypeError(f"flip_average: expected True or False, got {flip_average!r}")
         self.network = network.eval()
         self.tau = _check_tau(tau)
         self.info = dict(info or {})
+        self.flip_average = flip_average
 
     @property
     def tau_identify(self):
@@ -86,6 +104,8 @@ class Encoder:
             array = np.ascontiguousarray(array)
             digest.update(f"{name}:{array.dtype.str}:{array.shape};".encode())
             digest.update(array.tobytes())
+        if self.flip_average:
+            digest.update(b"flip_average")
         return digest.hexdigest()[:16]
 
     def __call__(self, images):
@@ -95,6 +115,14 @@ class Encoder:
         device, and its embeddings come back as a NumPy array.
         """
         images = self.check_images(images)
+        embeddings = self._network_embeddings(images)
+        if self.flip_average:
+            embeddings += self._network_embeddings(np.ascontiguousarray(images[..., ::-1]))
+            embeddings /= np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+        return embeddings
+
+    def _network_embeddings(self, images):
+        """g(x), the network's own encodings, batch by batch."""
         self.network.eval()                        # batch norm with its running statistics
         embeddings = np.empty((len(images), self.embedding_size), dtype=np.float32)
         device = self.device
@@ -130,7 +158,8 @@ class Encoder:
     # -------------------------------------------------------------- the file
     def config(self):
         return {"format": FORMAT, "version": VERSION,
-                "architecture": self.network.architecture(), "tau": self.tau, **self.info}
+                "architecture": self.network.architecture(), "tau": self.tau,
+                "flip_average": self.flip_average, **self.info}
 
     def save(self, path, extra=None):
         """Write the model (and `extra` arrays, keys with a prefix other than "encoder.")."""
@@ -155,8 +184,10 @@ def load_encoder(path, with_arrays=False):
     except (KeyError, ValueError) as error:
         raise ValueError(f"{path}: the encoder's weights do not fit its config: {error}") from None
     info = {key: value for key, value in config.items()
-            if key not in ("format", "version", "architecture", "tau")}
-    encoder = Encoder(network, tau=config["tau"], info=info)
+            if key not in ("format", "version", "architecture", "tau", "flip_average")}
+    # files from before flip averaging have no such key: their f is the network alone
+    encoder = Encoder(network, tau=config["tau"], info=info,
+                      flip_average=config.get("flip_average", False))
     return (encoder, arrays) if with_arrays else encoder
 
 

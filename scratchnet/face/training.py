@@ -76,6 +76,7 @@ class TrainingSettings:
     downsample: int = 2                 # the encoder's input average pooling
     embedding_size: int = 128
     augment: bool = True                # random flips, shifts and colour changes
+    flip_average: bool = True           # f(x) averages x and its mirror image (face.encoder)
     seed: int = 0
     validate_every: int = 250           # steps between validation measurements
     checkpoint_every: int = 250         # steps between checkpoints
@@ -188,7 +189,7 @@ class Trainer:
 
     def encoder(self):
         """The current network as an Encoder (in evaluation mode until the next train_step)."""
-        return Encoder(self.network, info=self.info())
+        return Encoder(self.network, info=self.info(), flip_average=self.settings.flip_average)
 
     def finished_encoder(self):
         """The Encoder to save: tau (best accuracy) and tau_eer fitted on the validation pairs,
@@ -199,7 +200,8 @@ class Trainer:
                 "tau_identify": fit_identification_tau(embeddings, self.validation_labels,
                                                        seed=self.settings.seed),
                 "validation_accuracy": ten_fold_accuracy(distances, same)[0]}
-        return Encoder(self.network, tau=fit_tau(distances, same), info=info)
+        return Encoder(self.network, tau=fit_tau(distances, same), info=info,
+                       flip_average=self.settings.flip_average)
 
     def info(self):
         return {"training": {**dataclasses.asdict(self.settings), "trained_steps": self.step}}
