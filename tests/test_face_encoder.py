@@ -401,6 +401,7 @@ def rewrite_config(path, **changes):
      r"holds 'scratchnet-face-database', expected 'scratchnet-face-encoder'"),
     ({"version": 2}, "format version 2; this scratchnet reads version 1"),
     ({"architecture": {**SMALL, "width": 8}}, "weights do not fit its config"),
+    ({"flip_average": "yes"}, "a config whose flip_average is 'yes', expected true or false"),
 ])
 def test_a_file_with_another_format_version_or_shape_is_refused(saved, changes, message):
     _, path = saved

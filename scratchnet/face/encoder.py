@@ -217,6 +217,9 @@ def _read_config(arrays, path):
     missing = [key for key in ("architecture", "tau") if key not in config]
     if missing:
         raise ValueError(f"model: {path} has a config without {', '.join(missing)}")
+    if not isinstance(config.get("flip_average", False), bool):
+        raise ValueError(f"model: {path} has a config whose flip_average is "
+                         f"{config['flip_average']!r}, expected true or false")
     return config
 
 
