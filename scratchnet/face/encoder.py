@@ -117,19 +117,22 @@ class Encoder:
         images = self.check_images(images)
         embeddings = self._network_embeddings(images)
         if self.flip_average:
-            embeddings += self._network_embeddings(np.ascontiguousarray(images[..., ::-1]))
+            embeddings += self._network_embeddings(images, mirrored=True)
             embeddings /= np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
         return embeddings
 
-    def _network_embeddings(self, images):
-        """g(x), the network's own encodings, batch by batch."""
+    def _network_embeddings(self, images, mirrored=False):
+        """g(x), the network's own encodings (of the mirror images), batch by batch."""
         self.network.eval()                        # batch norm with its running statistics
         embeddings = np.empty((len(images), self.embedding_size), dtype=np.float32)
         device = self.device
         with no_grad(), one_blas_thread():
             for start in range(0, len(images), EMBED_BATCH):
-                batch = Tensor(images[start:start + EMBED_BATCH], device=device)
-                embeddings[start:start + len(batch)] = to_device(self.network(batch).data, "cpu")
+                batch = images[start:start + EMBED_BATCH]
+                if mirrored:                       # one batch mirrored at a time, not all
+                    batch = np.ascontiguousarray(batch[..., ::-1])
+                embeddings[start:start + len(batch)] = to_device(
+                    self.network(Tensor(batch, device=device)).data, "cpu")
         return embeddings
 
     def check_images(self, images, name="images"):
