@@ -70,6 +70,20 @@ def run_in_workers(work, tiles, fixed_shares=False):
         return list(_workers.map(work, shares))
 
 
+def sum_in_workers(work, tiles):
+    """The sum over the workers of work(tiles of worker i), the same on every run.
+
+    The tiles are dealt out in fixed shares and the workers' results added
+    in worker order, into the first one's array (each work call returns a
+    fresh array of its own), so no result depends on the workers' pace.
+    """
+    results = run_in_workers(work, tiles, fixed_shares=True)
+    total = results[0]
+    for result in results[1:]:
+        total += result
+    return total
+
+
 def _drain(queue):
     """Yield items taken from the queue until it is empty."""
     while True:

@@ -57,7 +57,7 @@ from ._checks import (
     output_sizes,
     resolve_padding,
 )
-from ._workers import N_WORKERS, run_in_workers, scratch
+from ._workers import N_WORKERS, run_in_workers, scratch, sum_in_workers
 
 # Geometry of one convolution, spatial entries lifted to 3-D (d, h, w).
 Geometry = namedtuple(
@@ -139,8 +139,7 @@ def conv_backward_weight(dy, x, w_shape, stride=1, padding=0, dilation=1, groups
             dw_t += products.sum(axis=0)
         return dw_t
 
-    # fixed shares, summed in worker order: the same dw on every run (_workers)
-    dw_t = sum(run_in_workers(backward_tiles, _tiles(geo, x.shape), fixed_shares=True))
+    dw_t = sum_in_workers(backward_tiles, _tiles(geo, x.shape))  # (G, C_g k, F_g)
     return np.ascontiguousarray(dw_t.transpose(0, 2, 1)).reshape(w_shape)
 
 
@@ -240,13 +239,9 @@ def _fold_backward_input(dy, w, x_shape, geo):
         dx_pad = new_dx_pad()
         run_in_workers(lambda worker_tiles: fold_tiles(worker_tiles, dx_pad), tiles)
     else:
-        # windows of tiles cut from one sample overlap: each worker folds into its own dx_pad,
-        # with fixed shares so that the sum below is the same on every run (_workers)
-        dx_pads = run_in_workers(lambda worker_tiles: fold_tiles(worker_tiles, new_dx_pad()),
-                                  tiles, fixed_shares=True)
-        dx_pad = dx_pads[0]
-        for other in dx_pads[1:]:
-            dx_pad += other
+        # windows of tiles cut from one sample overlap: each worker folds into its own dx_pad
+        dx_pad = sum_in_workers(lambda worker_tiles: fold_tiles(worker_tiles, new_dx_pad()),
+                                tiles)
     return _crop(dx_pad, geo).reshape(x_shape)
 
 

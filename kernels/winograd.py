@@ -45,7 +45,7 @@ order (the transforms only add, subtract and halve).
 import numpy as np
 from numba import njit
 
-from ._workers import N_WORKERS, run_in_workers, scratch
+from ._workers import N_WORKERS, run_in_workers, scratch, sum_in_workers
 
 # about this many numbers of V (16 x rows x tiles) per chunk of tiles, so that
 # V and M of a chunk stay in a core's cache
@@ -127,8 +127,7 @@ def weight_gradient(x_pad, dy, depth):
         return m
 
     chunks = _chunks(n_batch, out_d, tiles_h, 16 * channels * tiles_w, depth)
-    # fixed shares, summed in worker order: the same dw on every run (_workers)
-    m = sum(run_in_workers(chunk_work, chunks, fixed_shares=True))  # (16, F, f_D C)
+    m = sum_in_workers(chunk_work, chunks)                   # (16, F, f_D C)
     dw = np.empty((n_filters, rows, 3, 3), dtype=x_pad.dtype)
     _weight_transform(m, dw)
     # (F, f_D C, 3, 3) -> (F, f_D, C, 3, 3) -> (F, C, f_D, 3, 3)
