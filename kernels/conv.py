@@ -346,13 +346,20 @@ def _pad(x, geo, reach=None):
                       in zip(after, reach, geo.pad_before, geo.in_sizes))
     if not any(geo.pad_before + after):
         return x3
-    return np.pad(x3, ((0, 0), (0, 0)) + tuple(zip(geo.pad_before, after)))
+    sizes = tuple(lo + n + hi for lo, n, hi in zip(geo.pad_before, x3.shape[2:], after))
+    x_pad = np.zeros(x3.shape[:2] + sizes, x3.dtype)   # np.pad does the same, more slowly
+    x_pad[(slice(None), slice(None)) + _inside(geo)] = x3
+    return x_pad
+
+
+def _inside(geo):
+    """The slices of x_pad's spatial axes that hold x."""
+    return tuple(slice(lo, lo + n) for lo, n in zip(geo.pad_before, geo.in_sizes))
 
 
 def _crop(x_pad, geo):
     """The inverse of _pad: the part of x_pad that is x."""
-    inside = tuple(slice(lo, lo + n) for lo, n in zip(geo.pad_before, geo.in_sizes))
-    return x_pad[(slice(None), slice(None)) + inside]
+    return x_pad[(slice(None), slice(None)) + _inside(geo)]
 
 
 # ------------------------------------------------------------------- tiles
