@@ -331,8 +331,10 @@ def _n_positions(geo):
     return int(np.prod(geo.out_sizes))
 
 
-def _padded_shape(x_shape, geo):
-    sizes = tuple(n + lo + hi for n, lo, hi in zip(geo.in_sizes, geo.pad_before, geo.pad_after))
+def _padded_shape(x_shape, geo, pad_after=None):
+    """(N, C, D_p, H_p, W_p): x's shape with geo's padding (or `pad_after` after x)."""
+    after = geo.pad_after if pad_after is None else pad_after
+    sizes = tuple(n + lo + hi for n, lo, hi in zip(geo.in_sizes, geo.pad_before, after))
     return tuple(x_shape[:2]) + sizes
 
 
@@ -346,8 +348,7 @@ def _pad(x, geo, reach=None):
                       in zip(after, reach, geo.pad_before, geo.in_sizes))
     if not any(geo.pad_before + after):
         return x3
-    sizes = tuple(lo + n + hi for lo, n, hi in zip(geo.pad_before, x3.shape[2:], after))
-    x_pad = np.zeros(x3.shape[:2] + sizes, x3.dtype)   # np.pad does the same, more slowly
+    x_pad = np.zeros(_padded_shape(x3.shape, geo, after), x3.dtype)  # np.pad, but faster
     x_pad[(slice(None), slice(None)) + _inside(geo)] = x3
     return x_pad
 
