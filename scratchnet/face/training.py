@@ -22,8 +22,9 @@ model plus the optimiser's moments, the step and the random state) every
 (and tau_identify, the stricter threshold of recognition 1:K, on the
 validation persons: see evaluation.fit_identification_tau).
 Everything random (initial weights, batches, augmentation) is drawn from
-`seed`, and on the CPU the result is the same bit for bit on every run (the
-convolutions add up their workers' sums in a fixed order); a run resumed
+`seed`, and on the CPU the result is the same bit for bit on every run of one
+machine (the convolutions add up their workers' sums in a fixed order;
+another kind of processor rounds differently); a run resumed
 from its checkpoint continues exactly as the uninterrupted run would have.
 
 `device` "cuda" trains on the GPU (scratchnet.device): the network lives
