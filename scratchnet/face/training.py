@@ -64,7 +64,7 @@ NOT_COMPARED_ON_RESUME = ("validate_every", "checkpoint_every", "device")
 class TrainingSettings:
     """What `train` does; every field has the default that `scratchnet face train` uses."""
 
-    steps: int = 1700                   # batches (Adam steps): 12-13 minutes on 2 cores
+    steps: int = 1700                   # batches (Adam steps): 12-16 minutes on 2 cores
     identities_per_batch: int = 32      # P persons per batch
     pictures_per_identity: int = 4      # K pictures of each
     alpha: float = 0.5                  # the triplet loss's margin (docs/face.md: why not 0.2)
