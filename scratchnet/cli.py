@@ -17,13 +17,15 @@
     scratchnet tour [--out DIR] [--quick] [--only PART ...]
         the course end to end, written up as DIR/index.html (scratchnet/commands/tour.py)
 
-Each subcommand has --help.
+Each subcommand has --help. The command first asks glibc's malloc to keep the
+memory a training step frees for the next step (scratchnet/_memory.py).
 """
 
 import argparse
 import sys
 import time
 
+from ._memory import keep_freed_memory
 from .commands import face as face_command
 from .commands import style as style_command
 from .commands import tasks as tasks_command
@@ -78,6 +80,7 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    keep_freed_memory()
     return args.run(args)
 
 

@@ -73,7 +73,7 @@ EVALUATION_PERSONS = 600
 CLASSIFIER_PAIRS = 6000
 
 EXAMPLES = """examples:
-  scratchnet face train --out face-model.npz             (synthetic faces, 12-17 min)
+  scratchnet face train --out face-model.npz             (synthetic faces, 12-15 min)
   scratchnet face train --out mine.npz --data photos/     (photos/<name>/*.jpg)
   scratchnet face evaluate face-model.npz --json
   scratchnet face verify a.jpg b.jpg

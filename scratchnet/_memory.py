@@ -1,0 +1,51 @@
+"""Keep the memory that one training step frees for the next step (glibc's malloc).
+
+A training step allocates the same large arrays every time: each layer's
+output and gradient, the batch norm's normalised values, the ReLU masks
+(16 MB for one activation of the face encoder's first block). glibc's
+malloc serves such arrays from its heap, and gives the top of the heap back
+to the operating system whenever more than a threshold of it is free (twice
+the largest array it has served from the heap, so about 34 MB here). At the
+end of a backward pass far more than that is free. The next step then gets
+the memory back page by page, and the kernel zeroes each 4 KB page on its
+first write: 7,000 to 12,000 page faults in every face training step, 35 to
+80 ms of the processors' time spent in the kernel.
+
+Raising the threshold to 256 MB keeps that memory in the process for the next
+step (a face training step then takes 3 to 30 page faults). Setting it turns
+off glibc's own adjustment of the size above which an array gets pages of its
+own from the operating system (each freed at once), so that size is set too,
+to the largest glibc allows on 64-bit systems. The process's memory stays at
+its largest a step has needed, plus at most the 256 MB.
+
+This changes the whole process, not one array, so the `scratchnet` command
+calls it at start, and a library import does not.
+"""
+
+import ctypes
+import ctypes.util
+
+# mallopt's parameter numbers, from glibc's <malloc.h>
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+
+KEEP_FREE_BYTES = 256 << 20      # free memory at the top of the heap kept for later
+OWN_PAGES_ABOVE = 32 << 20       # arrays larger than this get pages of their own
+
+
+def keep_freed_memory():
+    """Ask glibc's malloc to keep freed memory for the next arrays; True if it could.
+
+    False, and nothing changed, with another C library (macOS, Windows, musl):
+    they manage large blocks their own way.
+    """
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name)
+        libc.gnu_get_libc_version      # glibc only
+        mallopt = libc.mallopt
+    except (OSError, AttributeError, TypeError):
+        return False
+    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    return bool(mallopt(M_MMAP_THRESHOLD, OWN_PAGES_ABOVE)
+                and mallopt(M_TRIM_THRESHOLD, KEEP_FREE_BYTES))
