@@ -304,11 +304,8 @@ def augment(images, rng):
     out = np.where(flip[:, None, None, None], images[..., ::-1], images)
     shift = size // 16
     padded = np.pad(out, ((0, 0), (0, 0), (shift, shift), (shift, shift)), mode="edge")
-    dy, dx = rng.integers(0, 2 * shift + 1, size=(2, n))
-    rows = dy[:, None] + np.arange(size)                 # (N, S): source row of each output row
-    cols = dx[:, None] + np.arange(size)
-    out = padded[np.arange(n)[:, None, None, None], np.arange(3)[None, :, None, None],
-                 rows[:, None, :, None], cols[:, None, None, :]]
+    dy, dx = rng.integers(0, 2 * shift + 1, size=(2, n))  # each picture's top-left corner
+    out = np.stack([padded[i, :, dy[i]:dy[i] + size, dx[i]:dx[i] + size] for i in range(n)])
     gain = rng.uniform(0.8, 1.2, size=(n, 3, 1, 1))      # per-channel contrast and tint
     offset = rng.uniform(-0.1, 0.1, size=(n, 1, 1, 1))   # brightness
     return np.clip(out * gain + offset, 0.0, 1.0).astype(np.float32)
