@@ -25,6 +25,14 @@ def test_check_passes_and_prints_a_row_per_configuration(capsys):
     assert sum(row.startswith("conv2d ") for row in rows) == 2
 
 
+def test_the_command_keeps_freed_memory_before_it_runs_anything(monkeypatch, capsys):
+    order = []
+    monkeypatch.setattr(cli, "keep_freed_memory", lambda: order.append("keep"))
+    monkeypatch.setattr(check, "run", lambda **options: order.append("run") or True)
+    assert cli.main(["check", "--op", "relu"]) == 0
+    assert order == ["keep", "run"]
+
+
 class _WrongSquare(Function):
     """x^2 with the derivative 3x instead of 2x."""
 
