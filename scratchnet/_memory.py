@@ -8,8 +8,8 @@ to the operating system whenever more than a threshold of it is free (twice
 the largest array it has served from the heap, so about 34 MB here). At the
 end of a backward pass far more than that is free. The next step then gets
 the memory back page by page, and the kernel zeroes each 4 KB page on its
-first write: 7,000 to 12,000 page faults in every face training step, 35 to
-80 ms of the processors' time spent in the kernel.
+first write: 7,000 to 12,000 page faults in every face training step, 33 to
+87 ms of the processors' time spent in the kernel.
 
 Raising the threshold to 256 MB keeps that memory in the process for the next
 step (a face training step then takes 3 to 30 page faults). Setting it turns
