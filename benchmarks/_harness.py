@@ -23,14 +23,14 @@ millisecond instead; it only gets to run when the call releases the GIL
 can miss short peaks. Elsewhere (no /proc) memory is not reported.
 """
 
-import ctypes
-import ctypes.util
 import gc
 import os
 import threading
 import time
 
 import numpy as np
+
+from scratchnet._memory import glibc
 
 MIB = 2 ** 20
 
@@ -102,10 +102,8 @@ MEMORY_METHOD = _choose_memory_method()
 
 def _load_malloc_trim():
     """glibc's malloc_trim, or a no-op where there is none."""
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c")).malloc_trim
-    except (OSError, AttributeError, TypeError):
-        return lambda pad: 0
+    libc = glibc()
+    return libc.malloc_trim if libc is not None else (lambda pad: 0)
 
 
 _malloc_trim = _load_malloc_trim()

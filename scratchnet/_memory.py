@@ -33,19 +33,26 @@ KEEP_FREE_BYTES = 256 << 20      # free memory at the top of the heap kept for l
 OWN_PAGES_ABOVE = 32 << 20       # arrays larger than this get pages of their own
 
 
+def glibc():
+    """The process's C library through ctypes if it is glibc, else None (macOS, Windows,
+    musl: they manage large blocks their own way, and have no mallopt or malloc_trim)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        libc.gnu_get_libc_version      # glibc only
+    except (OSError, AttributeError, TypeError):
+        return None
+    return libc
+
+
 def keep_freed_memory():
     """Ask glibc's malloc to keep freed memory for the next arrays; True if it could.
 
-    False, and nothing changed, with another C library (macOS, Windows, musl):
-    they manage large blocks their own way.
+    False, and nothing changed, with another C library.
     """
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name)
-        libc.gnu_get_libc_version      # glibc only
-        mallopt = libc.mallopt
-    except (OSError, AttributeError, TypeError):
+    libc = glibc()
+    if libc is None:
         return False
+    mallopt = libc.mallopt
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
     return bool(mallopt(M_MMAP_THRESHOLD, OWN_PAGES_ABOVE)
                 and mallopt(M_TRIM_THRESHOLD, KEEP_FREE_BYTES))
