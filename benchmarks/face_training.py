@@ -55,7 +55,8 @@ def _evaluate_json(model):
 def untrained_encoder_report():
     """An encoder with random weights, tau and tau_identify fitted on the validation persons."""
     defaults = TrainingSettings()
-    network = FaceEncoder(width=defaults.width, convs_per_block=defaults.convs_per_block, seed=0)
+    network = FaceEncoder(width=defaults.width, convs_per_block=defaults.convs_per_block,
+                          neck=defaults.neck, seed=0)
     validation_images, validation_labels = synthetic_faces(300, 10, seed=1)
     encoder = Encoder(network, flip_average=defaults.flip_average)
     first, second, same = sample_pairs(validation_labels, 2000, seed=0)

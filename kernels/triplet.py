@@ -178,7 +178,7 @@ def _check_alpha(alpha):
 
 # ------------------------------------------------------- choosing triplets
 
-def select_triplets(labels, D, strategy="batch_hard", alpha=0.2, rng=None):
+def select_triplets(labels, D, strategy="batch_hard", alpha=0.2, rng=None, negatives_per_pair=1):
     """Indices (a_idx, p_idx, n_idx) of the triplets to train on, int64 arrays.
 
     `labels` (N,) holds integer identities, `D` (N, N) the squared distances
@@ -215,15 +215,26 @@ def select_triplets(labels, D, strategy="batch_hard", alpha=0.2, rng=None):
                   numpy Generator (default np.random.default_rng(0), the
                   same draws on every call: pass your own for fresh ones).
 
+    `negatives_per_pair` = k (>= 1) gives each anchor ("batch_hard") or each
+    anchor-positive pair ("semi_hard", "random") up to k triplets instead of
+    one, which share the anchor and positive: "batch_hard" takes the k
+    hardest negatives, "semi_hard" the k nearest semi-hard ones (a pair
+    without any gets its one fallback negative, as above), "random" draws k
+    negatives (with replacement, so one may repeat). A pair's triplets are
+    consecutive, the nearest negative first; an anchor with fewer
+    negatives than k gets them all. "all" takes every negative whatever k.
+
     `alpha` (>= 0) is used by "semi_hard" only. With NaN in D no error is
     raised; the triplets chosen for the affected anchors are arbitrary.
     """
-    labels, D, alpha, rng = _check_selection(labels, D, strategy, alpha, rng)
+    labels, D, alpha, rng, k = _check_selection(labels, D, strategy, alpha, rng,
+                                                negatives_per_pair)
 
     if strategy == "batch_hard":
-        positives, negatives = _batch_hard_kernel(labels, D)      # (N,), -1 where none
-        anchors = np.nonzero((positives >= 0) & (negatives >= 0))[0]
-        return anchors, positives[anchors], negatives[anchors]
+        positives, negatives = _batch_hard_kernel(labels, D, k)   # (N,), (N, k); -1 where none
+        anchors = np.arange(labels.shape[0])
+        return one_row_per_negative(anchors, positives, np.where(positives[:, None] >= 0,
+                                                                  negatives, -1))
 
     is_positive, is_negative = _pair_masks(labels)                # (N, N) each
     if strategy == "all":
@@ -235,14 +246,23 @@ def select_triplets(labels, D, strategy="batch_hard", alpha=0.2, rng=None):
     keep = n_negatives[anchors] > 0
     anchors, positives = anchors.astype(np.int64)[keep], positives.astype(np.int64)[keep]
     if strategy == "semi_hard":
-        negatives = _semi_hard_kernel(labels, D, anchors, positives, D.dtype.type(alpha))
+        negatives = _semi_hard_kernel(labels, D, anchors, positives, D.dtype.type(alpha), k)
     else:
-        negatives = _random_negatives(is_negative, n_negatives, anchors, rng)
-    return anchors, positives, negatives
+        negatives = _random_negatives(is_negative, n_negatives, anchors, rng, k)
+    return one_row_per_negative(anchors, positives, negatives)
 
 
-def _check_selection(labels, D, strategy, alpha, rng, check_array=check_float_array):
-    """Validate select_triplets' arguments; return (labels as int64, D, alpha, rng).
+def one_row_per_negative(anchors, positives, negatives):
+    """Flatten (T,) anchors, (T,) positives and (T, k) negatives (-1 where none) into
+    three int64 arrays of triplets, pair by pair, keeping each row's order."""
+    rows, columns = np.nonzero(negatives >= 0)   # row-major: pair t's negatives, then t + 1's
+    return (anchors[rows].astype(np.int64), positives[rows].astype(np.int64),
+            negatives[rows, columns].astype(np.int64))
+
+
+def _check_selection(labels, D, strategy, alpha, rng, negatives_per_pair,
+                     check_array=check_float_array):
+    """Validate select_triplets' arguments; return (labels as int64, D, alpha, rng, k).
 
     `check_array` validates D (check_float_array, or its GPU twin).
     """
@@ -255,7 +275,10 @@ def _check_selection(labels, D, strategy, alpha, rng, check_array=check_float_ar
         rng = np.random.default_rng(0)
     elif not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator or None, got {type(rng).__name__}")
-    return labels, D, alpha, rng
+    k = negatives_per_pair
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"negatives_per_pair must be a positive int, got {k!r}")
+    return labels, D, alpha, rng, int(k)
 
 
 def _check_labels_and_distances(labels, D, check_array):
@@ -283,70 +306,83 @@ def _pair_masks(labels):
     return same, different
 
 
-def _random_negatives(is_negative, n_negatives, anchors, rng):
-    """For each anchor in `anchors`, a uniformly drawn negative index."""
+def _random_negatives(is_negative, n_negatives, anchors, rng, k):
+    """For each anchor in `anchors`, k negative indices drawn uniformly, (T, k)."""
     candidates = np.nonzero(is_negative)[1]      # negatives of anchor 0, then anchor 1, ...
     first = np.cumsum(n_negatives) - n_negatives  # (N,), where each anchor's run starts
-    picks = rng.integers(0, n_negatives[anchors])  # one draw in [0, count) per pair
-    return candidates[first[anchors] + picks].astype(np.int64)
+    picks = rng.integers(0, n_negatives[anchors][:, None], size=(anchors.shape[0], k))
+    return candidates[first[anchors][:, None] + picks].astype(np.int64)  # draws in [0, count)
 
 
 @njit(cache=True)
-def _batch_hard_kernel(labels, D):
-    """Hardest positive and negative of every anchor, -1 where there is none.
+def _batch_hard_kernel(labels, D, k):
+    """Hardest positive (N,) and k hardest negatives (N, k) of every anchor, -1 where none.
 
     One pass over the N^2 distances, about 0.3 ms for N = 512: serial,
     because starting threads costs about as much as it saves at that size.
     """
     n_points = labels.shape[0]
     positives = np.empty(n_points, np.int64)
-    negatives = np.empty(n_points, np.int64)
+    negatives = np.full((n_points, k), -1, np.int64)
     for a in range(n_points):
-        positives[a], negatives[a] = _hardest_positive_negative(labels, D[a], a)
+        positives[a] = _hardest_positive_nearest_negatives(labels, D[a], a, negatives[a])
     return positives, negatives
 
 
 @njit(cache=True)
-def _hardest_positive_negative(labels, d_row, a):
-    """argmax of d_row over a's positives, argmin over its negatives."""
-    positive, negative = -1, -1
+def _hardest_positive_nearest_negatives(labels, d_row, a, nearest):
+    """argmax of d_row over a's positives (returned); its nearest negatives fill `nearest`."""
+    positive, count = -1, 0
     for j in range(labels.shape[0]):
         if labels[j] == labels[a]:
             if j != a and (positive < 0 or d_row[j] > d_row[positive]):
                 positive = j
-        elif negative < 0 or d_row[j] < d_row[negative]:
-            negative = j
-    return positive, negative
+        else:
+            count = _keep_nearest(nearest, count, j, d_row)
+    return positive
+
+
+@njit(cache=True)
+def _keep_nearest(nearest, count, j, d_row):
+    """Put candidate j among nearest[:count], kept sorted by d_row (ties: earlier
+    candidates first) and at most len(nearest) long; return the new count."""
+    capacity = nearest.shape[0]
+    if count == capacity and not d_row[j] < d_row[nearest[capacity - 1]]:
+        return count                             # no nearer than the farthest kept
+    position = min(count, capacity - 1)          # a full list drops its last entry
+    while position > 0 and d_row[j] < d_row[nearest[position - 1]]:
+        nearest[position] = nearest[position - 1]
+        position -= 1
+    nearest[position] = j
+    return min(count + 1, capacity)
 
 
 @njit(cache=True, parallel=True)
-def _semi_hard_kernel(labels, D, anchors, positives, alpha):
-    """The semi-hard (or fallback) negative of every anchor-positive pair."""
-    negatives = np.empty(anchors.shape[0], np.int64)
+def _semi_hard_kernel(labels, D, anchors, positives, alpha, k):
+    """The k nearest semi-hard negatives (or the one fallback) of every anchor-positive
+    pair, (T, k), -1 where none."""
+    negatives = np.full((anchors.shape[0], k), -1, np.int64)
     for t in prange(anchors.shape[0]):
         a = anchors[t]
-        negatives[t] = _semi_hard_negative(labels, D[a], a, D[a, positives[t]], alpha)
+        _semi_hard_negatives(labels, D[a], a, D[a, positives[t]], alpha, negatives[t])
     return negatives
 
 
 @njit(cache=True)
-def _semi_hard_negative(labels, d_row, a, d_ap, alpha):
-    """Nearest semi-hard negative, else farthest hard one, else nearest easy one."""
-    semi_hard, hard, easy = -1, -1, -1
+def _semi_hard_negatives(labels, d_row, a, d_ap, alpha, nearest):
+    """Fill `nearest` with the nearest semi-hard negatives; if there is none, its first
+    entry is the farthest hard negative, else the nearest easy one."""
+    count, hard, easy = 0, -1, -1
     for j in range(labels.shape[0]):
         if labels[j] == labels[a]:
             continue
         d_an = d_row[j]
         if d_an > d_ap and d_an < d_ap + alpha:
-            if semi_hard < 0 or d_an < d_row[semi_hard]:
-                semi_hard = j
+            count = _keep_nearest(nearest, count, j, d_row)
         elif d_an <= d_ap:
             if hard < 0 or d_an > d_row[hard]:
                 hard = j
         elif easy < 0 or d_an < d_row[easy]:     # easy, and NaN
             easy = j
-    if semi_hard >= 0:
-        return semi_hard
-    if hard >= 0:
-        return hard
-    return easy
+    if count == 0:
+        nearest[0] = hard if hard >= 0 else easy

@@ -68,23 +68,23 @@ def naive_all_triplets(labels):
     ]
 
 
-def naive_batch_hard(labels, D):
-    """{anchor: (hardest positive, hardest negative)}, first index on ties."""
+def naive_batch_hard(labels, D, k=1):
+    """{anchor: (hardest positive, [its k hardest negatives, nearest first])}, first index on ties."""
     picks = {}
     for a in range(len(labels)):
         positives = [j for j in range(len(labels)) if j != a and labels[j] == labels[a]]
         negatives = [j for j in range(len(labels)) if labels[j] != labels[a]]
         if positives and negatives:
             hardest_positive = max(positives, key=lambda j: D[a, j])   # first of the maxima
-            hardest_negative = min(negatives, key=lambda j: D[a, j])   # first of the minima
-            picks[a] = (hardest_positive, hardest_negative)
+            nearest = sorted(negatives, key=lambda j: D[a, j])         # stable: first on ties
+            picks[a] = (hardest_positive, nearest[:k])
     return picks
 
 
-def naive_semi_hard(labels, D, alpha):
-    """{(anchor, positive): negative} by the documented semi-hard rule.
+def naive_semi_hard(labels, D, alpha, k=1):
+    """{(anchor, positive): [negatives]} by the documented semi-hard rule.
 
-    The nearest negative with d_ap < D[a, n] < d_ap + alpha; if none, the
+    The k nearest negatives with d_ap < D[a, n] < d_ap + alpha; if none, the
     farthest with D[a, n] <= d_ap; if none, the nearest (all are easy).
     """
     picks = {}
@@ -97,9 +97,9 @@ def naive_semi_hard(labels, D, alpha):
             semi_hard = [j for j in negatives if d_ap < D[a, j] < d_ap + alpha]
             hard = [j for j in negatives if D[a, j] <= d_ap]
             if semi_hard:
-                picks[(a, p)] = min(semi_hard, key=lambda j: D[a, j])
+                picks[(a, p)] = sorted(semi_hard, key=lambda j: D[a, j])[:k]
             elif hard:
-                picks[(a, p)] = max(hard, key=lambda j: D[a, j])
+                picks[(a, p)] = [max(hard, key=lambda j: D[a, j])]
             else:
-                picks[(a, p)] = min(negatives, key=lambda j: D[a, j])
+                picks[(a, p)] = [min(negatives, key=lambda j: D[a, j])]
     return picks

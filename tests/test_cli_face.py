@@ -109,8 +109,20 @@ def test_train_without_flip_averaging(capsys, tmp_path):
     assert encoder.flip_average is False and encoder.info["training"]["flip_average"] is False
 
 
+def test_train_without_the_neck_and_with_two_negatives_per_pair(capsys, tmp_path):
+    out = tmp_path / "plain.npz"
+    status, _, _ = run(capsys, "train", "--out", out, *FEW, "--no-neck",
+                       "--negatives-per-pair", "2")
+    assert status == 0
+    encoder = load_encoder(out)
+    training = encoder.info["training"]
+    assert encoder.network.architecture()["neck"] is False and training["neck"] is False
+    assert training["negatives_per_pair"] == 2
+
+
 @pytest.mark.parametrize("options, message", [
     (["--steps", "0"], "steps: expected a positive int, got 0"),
+    (["--negatives-per-pair", "0"], "negatives_per_pair: expected a positive int, got 0"),
     (["--batch-identities", "1"], "expected >= 2"),
     (["--out", "missing-folder/model.npz"], "--out: the folder .* does not exist"),
 ])

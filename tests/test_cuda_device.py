@@ -358,7 +358,12 @@ def test_face_training_resumed_on_the_gpu_matches_the_cpu(tmp_path):
     validation = pictures[8:], np.repeat(np.arange(3), 2)
     settings = TrainingSettings(steps=2, identities_per_batch=2, pictures_per_identity=2,
                                 width=2, blocks=1, downsample=1, embedding_size=4,
-                                validation_pairs=12, validate_every=2, checkpoint_every=1)
+                                validation_pairs=12, validate_every=2, checkpoint_every=1,
+                                neck=False)
+    # no neck: in a network this small the neck leaves a parameter with a gradient that is
+    # round-off alone (the beta of the block's second batch norm: a shift the neck takes
+    # away again), and Adam turns round-off of either sign into a step of about lr, so the
+    # two devices would part by that much
     whole, whole_history = train(*training, validation, settings, note=None)
     checkpoint = tmp_path / "run.checkpoint.npz"
     with pytest.raises(StopTraining):

@@ -351,16 +351,20 @@ def test_triplet_gradient_is_zero_at_the_kink_and_nan_for_nan():
     assert dfa[0, 0] == 0.0 and np.isnan(dfa[1, 0])
 
 
-@pytest.mark.parametrize("strategy", ["batch_hard", "semi_hard", "all", "random"])
-def test_select_triplets_matches_the_cpu_twin(strategy):
+@pytest.mark.parametrize("strategy, k", [("batch_hard", 1), ("semi_hard", 1), ("all", 1),
+                                         ("random", 1), ("batch_hard", 3), ("semi_hard", 3),
+                                         ("random", 3)])
+def test_select_triplets_matches_the_cpu_twin(strategy, k):
     rng = np.random.default_rng(5)
-    labels = np.array([0, 0, 1, 1, 1, 2, 3])
-    D = kernels.pairwise_sq_distances(rng.standard_normal((7, 3)))
+    labels = np.array([0, 0, 1, 1, 1, 2, 3, 3, 4, 5])
+    D = kernels.pairwise_sq_distances(rng.standard_normal((10, 3)))
     D[0, 2] = D[0, 3]                                        # a tie: the lower index wins
-    want = kernels.select_triplets(labels, D, strategy, alpha=0.5,
-                                   rng=np.random.default_rng(1))
-    got = gpu.select_triplets(labels, on_device(D), strategy, alpha=0.5,
-                              rng=np.random.default_rng(1))
+    want = kernels.select_triplets(labels, D, strategy, alpha=1.5,
+                                   rng=np.random.default_rng(1), negatives_per_pair=k)
+    got = gpu.select_triplets(labels, on_device(D), strategy, alpha=1.5,
+                              rng=np.random.default_rng(1), negatives_per_pair=k)
+    if k > 1 and strategy != "random":
+        assert len(want[0]) > len(np.unique(want[0]))         # some anchor has several
     for g, w in zip(got, want):
         np.testing.assert_array_equal(host(g), w)
         assert host(g).dtype == np.int64

@@ -10,6 +10,7 @@ explain every output picture as an affine colour map of its input.
 """
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from scratchnet import Tensor
 from scratchnet import functional as F
 from scratchnet.face import load_encoder, sample_pairs, synthetic_faces
 from scratchnet.face.metrics import fit_tau
+from scratchnet.serialize import load_npz, save_npz
 from scratchnet.face.training import (
     STRATEGIES,
     Trainer,
@@ -74,6 +76,7 @@ def interrupt_at(step):
     ({"steps": 0}, "steps: expected a positive int, got 0"),
     ({"width": True}, "width: expected a positive int, got True"),
     ({"convs_per_block": 0}, "convs_per_block: expected a positive int, got 0"),
+    ({"negatives_per_pair": 0}, "negatives_per_pair: expected a positive int, got 0"),
     ({"validation_pairs": 2.5}, "validation_pairs: expected a positive int"),
     ({"identities_per_batch": 1}, "identities_per_batch and pictures_per_identity: expected >= 2"),
     ({"pictures_per_identity": 1}, "expected >= 2"),
@@ -239,6 +242,27 @@ def test_each_strategy_trains(strategy, training_set, validation_set):
     assert trainer.step == 2
 
 
+def test_each_pair_gets_its_k_negatives_and_the_neck_trains(training_set, validation_set,
+                                                            monkeypatch):
+    asked_for = []
+    batch_triplet_loss = F.batch_triplet_loss
+
+    def recording(*args, **kwargs):
+        asked_for.append(kwargs["negatives_per_pair"])
+        return batch_triplet_loss(*args, **kwargs)
+
+    monkeypatch.setattr(F, "batch_triplet_loss", recording)
+    trainer = Trainer(*training_set, validation_set, settings(negatives_per_pair=3), note=None)
+    assert trainer.network.has_neck                       # the default: TrainingSettings.neck
+    before = trainer.network.neck.weight.data.copy()
+    trainer.train_step()
+    trainer.train_step()
+    assert asked_for == [3, 3]
+    assert not np.array_equal(before, trainer.network.neck.weight.data)
+    plain = Trainer(*training_set, validation_set, settings(neck=False), note=None)
+    assert not plain.network.has_neck and plain.info()["training"]["neck"] is False
+
+
 def test_the_same_seed_gives_the_same_model(training_set, validation_set):
     chosen = settings(steps=4, strategy="random", augment=True, seed=3)
     first, first_history = train(*training_set, validation_set, chosen, note=None)
@@ -302,6 +326,27 @@ def test_resuming_with_other_settings_is_refused(training_set, validation_set, t
                        dataclasses.replace(chosen, validate_every=1, checkpoint_every=1),
                        checkpoint=checkpoint, resume=True, note=lambda line: None)
     assert [r.step for r in history] == [2, 3, 4]     # step 2 came with the checkpoint
+
+
+def test_a_checkpoint_from_before_the_neck_resumes_with_the_settings_it_implied(
+        training_set, validation_set, tmp_path):
+    old_settings = settings(steps=4, checkpoint_every=2, neck=False, negatives_per_pair=1)
+    checkpoint = tmp_path / "run.checkpoint.npz"
+    with pytest.raises(Interrupted):
+        train(*training_set, validation_set, old_settings, checkpoint=checkpoint,
+              report=interrupt_at(3), note=None)
+    arrays = load_npz(checkpoint)
+    config = json.loads(str(arrays["config"]))
+    for key in ("neck", "negatives_per_pair"):            # as checkpoints written before them
+        del config["training"][key]
+    arrays["config"] = np.array(json.dumps(config))
+    save_npz(checkpoint, arrays)
+    with pytest.raises(ValueError, match="made with other settings.*'neck': \\(False, True\\)"):
+        train(*training_set, validation_set, dataclasses.replace(old_settings, neck=True),
+              checkpoint=checkpoint, resume=True, note=None)
+    encoder, _ = train(*training_set, validation_set, old_settings, checkpoint=checkpoint,
+                       resume=True, note=None)
+    assert encoder.info["training"]["trained_steps"] == 4
 
 
 def test_resuming_in_silence(training_set, validation_set, tmp_path):

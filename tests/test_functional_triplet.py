@@ -102,15 +102,18 @@ def test_batch_triplet_loss_gradient_flows_to_the_embeddings(strategy, reduction
     assert gradcheck(loss, (E,))
 
 
-def test_batch_triplet_loss_is_the_loss_on_the_mined_rows():
+@pytest.mark.parametrize("k", [1, 2])
+def test_batch_triplet_loss_is_the_loss_on_the_mined_rows(k):
     rng = np.random.default_rng(4)
     E = rng.standard_normal((6, 3))
     loss, fraction_active = F.batch_triplet_loss(
-        Tensor(E), LABELS, alpha=0.5, strategy="batch_hard"
+        Tensor(E), LABELS, alpha=0.5, strategy="batch_hard", negatives_per_pair=k
     )
     a, p, n = kernels.select_triplets(
-        LABELS, kernels.pairwise_sq_distances(E), strategy="batch_hard", alpha=0.5
+        LABELS, kernels.pairwise_sq_distances(E), strategy="batch_hard", alpha=0.5,
+        negatives_per_pair=k,
     )
+    assert len(a) == k * len(np.unique(a))                 # every anchor has k negatives here
     per_triplet = np.maximum(((E[a] - E[p]) ** 2).sum(1) - ((E[a] - E[n]) ** 2).sum(1) + 0.5, 0)
     np.testing.assert_allclose(loss.item(), per_triplet.sum())
     assert fraction_active == np.mean(per_triplet > 0)

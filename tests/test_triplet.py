@@ -110,14 +110,24 @@ def test_naive_selectors_hand_worked():
     labels = np.array([0, 0, 1])
     D = np.array([[0.0, 1.0, 4.0], [1.0, 0.0, 2.0], [4.0, 2.0, 0.0]])
     assert naive_all_triplets(labels) == [(0, 1, 2), (1, 0, 2)]
-    assert naive_batch_hard(labels, D) == {0: (1, 2), 1: (0, 2)}   # 2 has no positive
+    assert naive_batch_hard(labels, D) == {0: (1, [2]), 1: (0, [2])}   # 2 has no positive
     labels = np.array([0, 0, 1, 2])
     D = np.array([[0.0, 1.0, 1.5, 3.0]] * 4)                    # only row 0 is read for anchor 0
-    assert naive_semi_hard(labels, D, alpha=1.0)[(0, 1)] == 2    # 1 < 1.5 < 2: semi-hard
+    assert naive_semi_hard(labels, D, alpha=1.0)[(0, 1)] == [2]  # 1 < 1.5 < 2: semi-hard
     # none in (1, 1.2) and none <= 1: the nearest easy one
-    assert naive_semi_hard(labels, D, alpha=0.2)[(0, 1)] == 2
+    assert naive_semi_hard(labels, D, alpha=0.2)[(0, 1)] == [2]
     D = np.array([[0.0, 1.0, 0.5, 0.8]] * 4)
-    assert naive_semi_hard(labels, D, alpha=0.2)[(0, 1)] == 3    # both hard: the farther one
+    assert naive_semi_hard(labels, D, alpha=0.2)[(0, 1)] == [3]  # both hard: the farther one
+
+
+def test_naive_selectors_with_several_negatives_hand_worked():
+    labels = np.array([0, 0, 1, 2, 3, 4])
+    D = np.array([[0.0, 1.0, 1.6, 0.5, 1.2, 1.2]] * 6)          # anchor 0's row
+    # band (1, 2): 1.6, 1.2, 1.2 semi-hard, 0.5 hard; nearest first, the tie to index 4
+    assert naive_semi_hard(labels, D, alpha=1.0, k=2)[(0, 1)] == [4, 5]
+    assert naive_semi_hard(labels, D, alpha=1.0, k=9)[(0, 1)] == [4, 5, 2]
+    assert naive_semi_hard(labels, D, alpha=0.1, k=3)[(0, 1)] == [3]   # none in (1, 1.1)
+    assert naive_batch_hard(labels, D, k=2)[0] == (1, [3, 4])
 
 
 # -------------------------------------------------------- pairwise distances
@@ -266,44 +276,67 @@ def test_all_triplets_is_the_full_enumeration(batch):
     a_idx, p_idx, n_idx = select_triplets(labels, D, "all")
     assert a_idx.dtype == p_idx.dtype == n_idx.dtype == np.int64
     assert list(zip(a_idx.tolist(), p_idx.tolist(), n_idx.tolist())) == naive_all_triplets(labels)
+    for got, want in zip(select_triplets(labels, D, "all", negatives_per_pair=2),
+                         (a_idx, p_idx, n_idx)):          # every negative, whatever k
+        np.testing.assert_array_equal(got, want)
 
 
 @settings(max_examples=25, deadline=None)
-@given(batch=labelled_batches())
-def test_batch_hard_picks_the_loop_argmax_and_argmin(batch):
+@given(batch=labelled_batches(), k=st.sampled_from([1, 1, 2, 5]))
+def test_batch_hard_picks_the_loop_argmax_and_nearest_negatives(batch, k):
     labels, D, _ = batch
-    a_idx, p_idx, n_idx = select_triplets(labels, D, "batch_hard")
+    a_idx, p_idx, n_idx = select_triplets(labels, D, "batch_hard", negatives_per_pair=k)
     assert a_idx.dtype == p_idx.dtype == n_idx.dtype == np.int64
-    picks = {a: (p, n) for a, p, n in zip(a_idx.tolist(), p_idx.tolist(), n_idx.tolist())}
-    assert picks == naive_batch_hard(labels, D)
+    assert grouped(a_idx, (p_idx, n_idx)) == {a: ([p] * len(n), n) for a, (p, n)
+                                              in naive_batch_hard(labels, D, k).items()}
 
 
 @settings(max_examples=25, deadline=None)
-@given(batch=labelled_batches(), alpha=st.sampled_from([0.0, 0.2, 1.0, 5.0]))
-def test_semi_hard_follows_the_documented_rule(batch, alpha):
+@given(batch=labelled_batches(), alpha=st.sampled_from([0.0, 0.2, 1.0, 5.0]),
+       k=st.sampled_from([1, 1, 2, 5]))
+def test_semi_hard_follows_the_documented_rule(batch, alpha, k):
     labels, D, _ = batch
-    a_idx, p_idx, n_idx = select_triplets(labels, D, "semi_hard", alpha=alpha)
+    a_idx, p_idx, n_idx = select_triplets(labels, D, "semi_hard", alpha=alpha,
+                                          negatives_per_pair=k)
     assert a_idx.dtype == p_idx.dtype == n_idx.dtype == np.int64
-    picks = {(a, p): n for a, p, n in zip(a_idx.tolist(), p_idx.tolist(), n_idx.tolist())}
-    assert picks == naive_semi_hard(labels, D, alpha)
-    for (a, p), n in picks.items():                        # the band, checked on its own
+    picks = grouped(list(zip(a_idx.tolist(), p_idx.tolist())), (n_idx,))
+    assert {pair: n for pair, (n,) in picks.items()} == naive_semi_hard(labels, D, alpha, k)
+    for (a, p), (n,) in picks.items():                     # the band, checked on its own
         negatives = labels != labels[a]
         in_band = negatives & (D[a] > D[a, p]) & (D[a] < D[a, p] + alpha)
         if in_band.any():
-            assert D[a, p] < D[a, n] < D[a, p] + alpha
-            assert D[a, n] == D[a][in_band].min()
+            assert len(n) == min(k, in_band.sum())
+            assert np.all((D[a, p] < D[a, n]) & (D[a, n] < D[a, p] + alpha))
+            assert D[a, n[0]] == D[a][in_band].min()
+            assert np.all(np.diff(D[a, n]) >= 0)            # nearest first
+
+
+def grouped(keys, columns):
+    """{key: tuple of lists}: the rows of `columns` that share a key, checking that
+    each key's rows are consecutive (a pair's triplets come together)."""
+    keys = [k if isinstance(k, tuple) else int(k) for k in keys]
+    groups = {}
+    for row, key in enumerate(keys):
+        assert key not in groups or keys[row - 1] == key, f"{key}'s triplets are not together"
+        groups.setdefault(key, tuple([] for _ in columns))
+        for values, column in zip(groups[key], columns):
+            values.append(int(column[row]))
+    return groups
 
 
 @settings(max_examples=25, deadline=None)
-@given(batch=labelled_batches(), seed=st.integers(0, 2**16))
-def test_random_gives_one_valid_triplet_per_pair(batch, seed):
+@given(batch=labelled_batches(), seed=st.integers(0, 2**16), k=st.sampled_from([1, 3]))
+def test_random_gives_k_valid_triplets_per_pair(batch, seed, k):
     labels, D, _ = batch
-    a_idx, p_idx, n_idx = select_triplets(labels, D, "random", rng=np.random.default_rng(seed))
+    a_idx, p_idx, n_idx = select_triplets(labels, D, "random", rng=np.random.default_rng(seed),
+                                          negatives_per_pair=k)
     assert a_idx.dtype == p_idx.dtype == n_idx.dtype == np.int64
     pairs = sorted({(a, p) for a, p, _ in naive_all_triplets(labels)})
-    assert list(zip(a_idx.tolist(), p_idx.tolist())) == pairs
+    assert list(zip(a_idx.tolist(), p_idx.tolist())) == [pair for pair in pairs
+                                                          for _ in range(k)]
     assert np.all(labels[n_idx] != labels[a_idx])
-    again = select_triplets(labels, D, "random", rng=np.random.default_rng(seed))
+    again = select_triplets(labels, D, "random", rng=np.random.default_rng(seed),
+                            negatives_per_pair=k)
     np.testing.assert_array_equal(again[2], n_idx)
 
 
@@ -392,6 +425,9 @@ def test_select_triplets_rejects_bad_input():
         select_triplets(labels, D, "semi_hard", alpha=-1)
     with pytest.raises(TypeError, match=r"rng must be a numpy.random.Generator or None, got int"):
         select_triplets(labels, D, "random", rng=0)
+    for bad in (0, 1.0, True):
+        with pytest.raises(ValueError, match="negatives_per_pair must be a positive int"):
+            select_triplets(labels, D, "semi_hard", negatives_per_pair=bad)
 
 
 def test_nan_propagates_without_crashing():

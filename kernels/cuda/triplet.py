@@ -25,12 +25,14 @@ from numba import cuda
 
 from ..triplet import (
     _check_alpha,
+    _keep_nearest,
     _check_distances_gradient,
     _check_loss_gradient,
     _check_selection,
     _check_triplet_encodings,
     _pair_masks,
     _random_negatives,
+    one_row_per_negative,
 )
 from ._device import View, check_device_array, empty, launch, new_view, view_of
 from .elementwise import map_binary
@@ -172,25 +174,27 @@ def _triplet_gradient_kernel(dfa, dfp, dfn, dL, margins, fa, fp, fn):
 
 # ------------------------------------------------------- choosing triplets
 
-def select_triplets(labels, D, strategy="batch_hard", alpha=0.2, rng=None):
+def select_triplets(labels, D, strategy="batch_hard", alpha=0.2, rng=None, negatives_per_pair=1):
     """Indices (a_idx, p_idx, n_idx) of the triplets to train on, as int64 device arrays.
 
     `labels` is a NumPy integer array (N,) on the host, `D` the (N, N) squared
-    distances on the device. The strategies and their rules are those of
-    kernels.select_triplets, with the same results: "batch_hard" and
-    "semi_hard" search D on the device (one thread per anchor, or per
-    anchor-positive pair), "all" and "random" need only the labels.
+    distances on the device. The strategies, their rules and
+    `negatives_per_pair` are those of kernels.select_triplets, with the same
+    results: "batch_hard" and "semi_hard" search D on the device (one thread
+    per anchor, or per anchor-positive pair), "all" and "random" need only
+    the labels. The (T, k) table of chosen negatives is flattened on the host.
     """
-    labels, D, alpha, rng = _check_selection(labels, D, strategy, alpha, rng, check_device_array)
+    labels, D, alpha, rng, k = _check_selection(labels, D, strategy, alpha, rng,
+                                                negatives_per_pair, check_device_array)
     n_points = labels.shape[0]
     device_labels = cuda.to_device(labels)
 
     if strategy == "batch_hard":
-        positives, negatives = empty((n_points,), np.int64), empty((n_points,), np.int64)
+        positives, negatives = empty((n_points,), np.int64), empty((n_points, k), np.int64)
         launch(_batch_hard_kernel, n_points, positives, negatives, device_labels, D)
         positives, negatives = positives.copy_to_host(), negatives.copy_to_host()
-        anchors = np.nonzero((positives >= 0) & (negatives >= 0))[0]
-        return _to_device(anchors, positives[anchors], negatives[anchors])
+        return _to_device(*one_row_per_negative(np.arange(n_points), positives,
+                                                np.where(positives[:, None] >= 0, negatives, -1)))
 
     is_positive, is_negative = _pair_masks(labels)                # (N, N) each, on the host
     if strategy == "all":
@@ -202,59 +206,64 @@ def select_triplets(labels, D, strategy="batch_hard", alpha=0.2, rng=None):
     keep = n_negatives[anchors] > 0
     anchors, positives = anchors[keep], positives[keep]
     if strategy == "random":
-        return _to_device(anchors, positives,
-                          _random_negatives(is_negative, n_negatives, anchors, rng))
-    anchors_on_device, positives_on_device = _to_device(anchors, positives)
-    negatives = empty(anchors.shape, np.int64)
-    launch(_semi_hard_kernel, anchors.size, negatives, device_labels, D, anchors_on_device,
-           positives_on_device, D.dtype.type(alpha))
-    return anchors_on_device, positives_on_device, negatives
+        negatives = _random_negatives(is_negative, n_negatives, anchors, rng, k)
+        return _to_device(*one_row_per_negative(anchors, positives, negatives))
+    negatives = empty((anchors.size, k), np.int64)
+    launch(_semi_hard_kernel, anchors.size, negatives, device_labels, D,
+           *_to_device(anchors, positives), D.dtype.type(alpha))
+    return _to_device(*one_row_per_negative(anchors, positives, negatives.copy_to_host()))
 
 
 def _to_device(*indices):
     return tuple(cuda.to_device(np.ascontiguousarray(i, dtype=np.int64)) for i in indices)
 
 
+# The CPU twin's insertion into a short sorted list, compiled for the device.
+_keep_nearest_on_device = cuda.jit(device=True)(_keep_nearest.py_func)
+
+
 @cuda.jit(cache=True)
 def _batch_hard_kernel(positives, negatives, labels, D):
-    """Thread a finds anchor a's hardest positive (largest D[a, p]) and hardest
-    negative (smallest D[a, n]); -1 where there is none; ties go to the lowest index."""
+    """Thread a finds anchor a's hardest positive (largest D[a, p]) and its k hardest
+    negatives (smallest D[a, n], nearest first); -1 where there is none; ties go to the
+    lowest index."""
     a = cuda.grid(1)
     if a < labels.shape[0]:
-        positive, negative = -1, -1
+        nearest = negatives[a]
+        for i in range(nearest.shape[0]):
+            nearest[i] = -1
+        positive, count = -1, 0
         for j in range(labels.shape[0]):
             if labels[j] == labels[a]:
                 if j != a and (positive < 0 or D[a, j] > D[a, positive]):
                     positive = j
-            elif negative < 0 or D[a, j] < D[a, negative]:
-                negative = j
-        positives[a], negatives[a] = positive, negative
+            else:
+                count = _keep_nearest_on_device(nearest, count, j, D[a])
+        positives[a] = positive
 
 
 @cuda.jit(cache=True)
 def _semi_hard_kernel(negatives, labels, D, anchors, positives, alpha):
-    """Thread t picks the negative of pair t: the nearest semi-hard one, else the
+    """Thread t picks the negatives of pair t: the k nearest semi-hard ones, else the
     farthest hard one, else the nearest easy one (kernels.select_triplets)."""
     t = cuda.grid(1)
     if t < anchors.shape[0]:
         a = anchors[t]
         d_ap = D[a, positives[t]]
-        semi_hard, hard, easy = -1, -1, -1
+        nearest = negatives[t]
+        for i in range(nearest.shape[0]):
+            nearest[i] = -1
+        count, hard, easy = 0, -1, -1
         for j in range(labels.shape[0]):
             if labels[j] == labels[a]:
                 continue
             d_an = D[a, j]
             if d_an > d_ap and d_an < d_ap + alpha:
-                if semi_hard < 0 or d_an < D[a, semi_hard]:
-                    semi_hard = j
+                count = _keep_nearest_on_device(nearest, count, j, D[a])
             elif d_an <= d_ap:
                 if hard < 0 or d_an > D[a, hard]:
                     hard = j
             elif easy < 0 or d_an < D[a, easy]:     # easy, and NaN
                 easy = j
-        if semi_hard >= 0:
-            negatives[t] = semi_hard
-        elif hard >= 0:
-            negatives[t] = hard
-        else:
-            negatives[t] = easy
+        if count == 0:
+            nearest[0] = hard if hard >= 0 else easy

@@ -157,6 +157,11 @@ def _add_train(actions):
     parser.add_argument("--strategy", default=defaults.strategy,
                         choices=["batch_hard", "semi_hard", "random", "all"],
                         help=f"triplet selection in a batch (default {defaults.strategy})")
+    parser.add_argument("--negatives-per-pair", type=int, default=defaults.negatives_per_pair,
+                        metavar="K", help=f"triplets for each anchor and positive: the K "
+                        f"hardest negatives (batch_hard), K nearest semi-hard ones (semi_hard) or "
+                        f"K drawn ones (random); all takes every negative (default "
+                        f"{defaults.negatives_per_pair})")
     parser.add_argument("--alpha", type=float, default=defaults.alpha,
                         help=f"the margin (default {defaults.alpha})")
     parser.add_argument("--lr", type=float, default=defaults.lr,
@@ -171,6 +176,8 @@ def _add_train(actions):
     parser.add_argument("--convs-per-block", type=int, default=defaults.convs_per_block,
                         help=f"conv + batch norm + ReLU layers in each of the encoder's blocks "
                         f"(default {defaults.convs_per_block})")
+    parser.add_argument("--no-neck", action="store_true",
+                        help="no batch norm on the embedding before its L2 normalisation")
     parser.add_argument("--no-augment", action="store_true",
                         help="no random flips, shifts and colour changes")
     parser.add_argument("--no-flip-average", action="store_true",
@@ -198,7 +205,8 @@ def run_train(args):
     settings = TrainingSettings(
         steps=args.steps, identities_per_batch=args.batch_identities,
         pictures_per_identity=args.batch_pictures, alpha=args.alpha, strategy=args.strategy,
-        lr=args.lr, width=args.width, convs_per_block=args.convs_per_block,
+        negatives_per_pair=args.negatives_per_pair, lr=args.lr, width=args.width,
+        convs_per_block=args.convs_per_block, neck=not args.no_neck,
         augment=not args.no_augment, flip_average=not args.no_flip_average, seed=args.seed,
         validate_every=args.validate_every, checkpoint_every=args.checkpoint_every,
         device=args.device)

@@ -10,9 +10,10 @@ and the triplets come from the batch itself ("online" mining): a batch
 holds P persons with K pictures each, every picture is an anchor, and
 `strategy` picks its positive and negative among the batch's pictures
 (kernels.select_triplets: "batch_hard", "semi_hard" as in FaceNet,
-"random", or "all"). Randomly chosen triplets are mostly easy, L = 0, and
-teach nothing: the fraction of active triplets (L > 0) printed with the
-loss shows how much each batch still has to teach.
+"random", or "all"; `negatives_per_pair` of them for each anchor and
+positive, three by default). Randomly chosen triplets are mostly easy,
+L = 0, and teach nothing: the fraction of active triplets (L > 0) printed
+with the loss shows how much each batch still has to teach.
 
 `train` runs Adam on J for `steps` batches (the learning rate decaying along
 half a cosine, from lr to 0), measures verification accuracy
@@ -58,6 +59,8 @@ from .metrics import fit_tau, ten_fold_accuracy
 STRATEGIES = ("batch_hard", "semi_hard", "random", "all")
 # Settings that a resumed run may change: how often to validate and to save, and where to compute.
 NOT_COMPARED_ON_RESUME = ("validate_every", "checkpoint_every", "device")
+# Settings added after checkpoints were first written, with the value that older ones implied.
+BEFORE_IT_EXISTED = {"negatives_per_pair": 1, "neck": False}
 
 
 @dataclasses.dataclass
@@ -69,13 +72,15 @@ class TrainingSettings:
     pictures_per_identity: int = 4      # K pictures of each
     alpha: float = 0.5                  # the triplet loss's margin (docs/face.md: why not 0.2)
     strategy: str = "semi_hard"         # how triplets are chosen in a batch
-    lr: float = 1e-3                    # Adam's learning rate at step 0
+    negatives_per_pair: int = 3         # triplets per anchor-positive pair (select_triplets)
+    lr: float = 2e-3                    # Adam's learning rate at step 0
     cosine: bool = True                 # lr decays as lr (1 + cos(pi t / steps)) / 2
     width: int = 32                     # the encoder's first-block channels (FaceEncoder)
     blocks: int = 3                     # conv blocks of the encoder
     convs_per_block: int = 2            # conv + BN + ReLU layers in each block
     downsample: int = 2                 # the encoder's input average pooling
     embedding_size: int = 128
+    neck: bool = True                   # batch norm before the L2 normalisation (FaceEncoder)
     augment: bool = True                # random flips, shifts and colour changes
     flip_average: bool = True           # f(x) averages x and its mirror image (face.encoder)
     seed: int = 0
@@ -85,7 +90,8 @@ class TrainingSettings:
     device: str = "cpu"                 # where the network trains: "cpu" or "cuda"
 
     def check(self):
-        for name in ("steps", "identities_per_batch", "pictures_per_identity", "width",
+        for name in ("steps", "identities_per_batch", "pictures_per_identity",
+                     "negatives_per_pair", "width",
                      "blocks", "convs_per_block", "downsample", "embedding_size", "validate_every",
                      "checkpoint_every", "validation_pairs"):
             value = getattr(self, name)
@@ -137,7 +143,7 @@ class Trainer:
                                    image_size=self.images.shape[-1], blocks=self.settings.blocks,
                                    downsample=self.settings.downsample,
                                    convs_per_block=self.settings.convs_per_block,
-                                   seed=self.settings.seed)
+                                   neck=self.settings.neck, seed=self.settings.seed)
         self.network.to(self.settings.device)  # before the optimiser makes its moments alike
         self.optimizer = Adam(self.network.parameters(), lr=self.settings.lr)
         self.rng = np.random.default_rng(self.settings.seed)
@@ -158,7 +164,8 @@ class Trainer:
         embeddings = self.network(Tensor(batch, device=self.settings.device))
         loss, active = F.batch_triplet_loss(embeddings, self.labels[indices],
                                             alpha=self.settings.alpha,
-                                            strategy=self.settings.strategy, rng=self.rng)
+                                            strategy=self.settings.strategy, rng=self.rng,
+                                            negatives_per_pair=self.settings.negatives_per_pair)
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()
@@ -225,7 +232,7 @@ class Trainer:
         if "trainer.rng" not in arrays:
             raise ValueError(f"resume: {path} is a finished model, not a training checkpoint")
         config = json.loads(str(arrays["config"]))
-        saved = dict(config["training"])
+        saved = {**BEFORE_IT_EXISTED, **config["training"]}
         saved.pop("trained_steps")
         differing = {key: (value, getattr(self.settings, key)) for key, value in saved.items()
                      if key not in NOT_COMPARED_ON_RESUME

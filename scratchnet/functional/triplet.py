@@ -57,12 +57,12 @@ def triplet_loss(anchor, positive, negative, alpha=0.2, reduction="sum"):
 
 
 def batch_triplet_loss(embeddings, labels, alpha=0.2, strategy="batch_hard", reduction="sum",
-                       rng=None):
+                       rng=None, negatives_per_pair=1):
     """Mine triplets in a batch and return (loss, fraction_active).
 
     `embeddings` is (N, d), `labels` an integer NumPy array (N,) of
-    identities. `strategy` ("batch_hard", "semi_hard", "all", "random") and
-    `rng` are those of kernels.select_triplets. fraction_active is the
+    identities. `strategy` ("batch_hard", "semi_hard", "all", "random"),
+    `rng` and `negatives_per_pair` are those of kernels.select_triplets. fraction_active is the
     share of the chosen triplets with L > 0, a Python float. A batch with
     no valid triplet (one identity, or one picture per identity) gives a
     loss of 0, for reduction="mean" too, and fraction_active 0.0.
@@ -73,7 +73,8 @@ def batch_triplet_loss(embeddings, labels, alpha=0.2, strategy="batch_hard", red
     kernels = kernels_for(embeddings.data)
     distances = kernels.pairwise_sq_distances(embeddings.data)
     a, p, n = kernels.select_triplets(
-        np.asarray(labels), distances, strategy=strategy, alpha=alpha, rng=rng
+        np.asarray(labels), distances, strategy=strategy, alpha=alpha, rng=rng,
+        negatives_per_pair=negatives_per_pair,
     )
     losses = triplet_loss(embeddings[a], embeddings[p], embeddings[n], alpha, reduction="none")
     fraction_active = float(np.mean(losses.data > 0)) if len(a) else 0.0
