@@ -69,7 +69,10 @@ def naive_all_triplets(labels):
 
 
 def naive_batch_hard(labels, D, k=1):
-    """{anchor: (hardest positive, [its k hardest negatives, nearest first])}, first index on ties."""
+    """{anchor: (hardest positive, [its k hardest negatives, nearest first])}.
+
+    Ties go to the first index.
+    """
     picks = {}
     for a in range(len(labels)):
         positives = [j for j in range(len(labels)) if j != a and labels[j] == labels[a]]

@@ -242,8 +242,8 @@ def test_each_strategy_trains(strategy, training_set, validation_set):
     assert trainer.step == 2
 
 
-def test_each_pair_gets_its_k_negatives_and_the_neck_trains(training_set, validation_set,
-                                                            monkeypatch):
+def test_the_trainer_asks_for_k_negatives_per_pair_and_trains_the_neck(
+        training_set, validation_set, monkeypatch):
     asked_for = []
     batch_triplet_loss = F.batch_triplet_loss
 

@@ -25,11 +25,11 @@ from numba import cuda
 
 from ..triplet import (
     _check_alpha,
-    _keep_nearest,
     _check_distances_gradient,
     _check_loss_gradient,
     _check_selection,
     _check_triplet_encodings,
+    _keep_nearest,
     _pair_masks,
     _random_negatives,
     one_row_per_negative,

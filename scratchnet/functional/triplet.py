@@ -62,10 +62,11 @@ def batch_triplet_loss(embeddings, labels, alpha=0.2, strategy="batch_hard", red
 
     `embeddings` is (N, d), `labels` an integer NumPy array (N,) of
     identities. `strategy` ("batch_hard", "semi_hard", "all", "random"),
-    `rng` and `negatives_per_pair` are those of kernels.select_triplets. fraction_active is the
-    share of the chosen triplets with L > 0, a Python float. A batch with
-    no valid triplet (one identity, or one picture per identity) gives a
-    loss of 0, for reduction="mean" too, and fraction_active 0.0.
+    `rng` and `negatives_per_pair` are those of kernels.select_triplets.
+    fraction_active is the share of the chosen triplets with L > 0, a Python
+    float. A batch with no valid triplet (one identity, or one picture per
+    identity) gives a loss of 0, for reduction="mean" too, and
+    fraction_active 0.0.
     """
     check_reduction(reduction)
     if isinstance(labels, Tensor):

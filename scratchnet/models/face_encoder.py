@@ -33,8 +33,9 @@ person re-identification") standardises each of the 128 numbers over the
 batch before that division, so that no coordinate dominates the direction;
 on the synthetic faces it is one of three changes that together gain about
 two points of one-shot recognition (docs/face.md). With it the linear layer
-has no bias, as the convolutions have none before their batch norms. Without it (neck=False, as in files saved before it
-existed) the linear layer's output is normalised directly.
+has no bias, as the convolutions have none before their batch norms.
+Without it (neck=False, as in files saved before it existed) the linear
+layer's output, bias included, is normalised directly.
 
 A VGG-like stack rather than a ResNet: three blocks are shallow enough to
 train without shortcuts, and each layer's role is visible on its own.
