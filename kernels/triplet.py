@@ -232,9 +232,7 @@ def select_triplets(labels, D, strategy="batch_hard", alpha=0.2, rng=None, negat
 
     if strategy == "batch_hard":
         positives, negatives = _batch_hard_kernel(labels, D, k)   # (N,), (N, k); -1 where none
-        anchors = np.arange(labels.shape[0])
-        return one_row_per_negative(anchors, positives, np.where(positives[:, None] >= 0,
-                                                                  negatives, -1))
+        return one_row_per_negative(np.arange(labels.shape[0]), positives, negatives)
 
     is_positive, is_negative = _pair_masks(labels)                # (N, N) each
     if strategy == "all":
@@ -254,8 +252,10 @@ def select_triplets(labels, D, strategy="batch_hard", alpha=0.2, rng=None, negat
 
 def one_row_per_negative(anchors, positives, negatives):
     """Flatten (T,) anchors, (T,) positives and (T, k) negatives (-1 where none) into
-    three int64 arrays of triplets, pair by pair, keeping each row's order."""
-    rows, columns = np.nonzero(negatives >= 0)   # row-major: pair t's negatives, then t + 1's
+    three int64 arrays of triplets, pair by pair, keeping each row's order; a row whose
+    positive is -1 gives no triplet."""
+    chosen = (negatives >= 0) & (positives[:, None] >= 0)
+    rows, columns = np.nonzero(chosen)           # row-major: pair t's negatives, then t + 1's
     return (anchors[rows].astype(np.int64), positives[rows].astype(np.int64),
             negatives[rows, columns].astype(np.int64))
 

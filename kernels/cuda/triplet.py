@@ -193,8 +193,7 @@ def select_triplets(labels, D, strategy="batch_hard", alpha=0.2, rng=None, negat
         positives, negatives = empty((n_points,), np.int64), empty((n_points, k), np.int64)
         launch(_batch_hard_kernel, n_points, positives, negatives, device_labels, D)
         positives, negatives = positives.copy_to_host(), negatives.copy_to_host()
-        return _to_device(*one_row_per_negative(np.arange(n_points), positives,
-                                                np.where(positives[:, None] >= 0, negatives, -1)))
+        return _to_device(*one_row_per_negative(np.arange(n_points), positives, negatives))
 
     is_positive, is_negative = _pair_masks(labels)                # (N, N) each, on the host
     if strategy == "all":
