@@ -24,13 +24,21 @@ numbers (evaluation, the running estimates), dJ/dz_i = gamma g_i / sqrt(sigma2 +
 
 Each kernel runs one channel per parallel iteration and walks that channel's
 values once or twice, without temporary arrays; the sums accumulate in
-float64 whatever the dtype.
+float64 whatever the dtype. The loops that add up a channel may add its values
+in any order (Numba's fastmath flag "reassoc"): the compiler then keeps several
+partial sums side by side in one vector register instead of waiting for each
+addition before the next. On the face encoder's largest activation, (128, 32,
+32 x 32), that makes the statistics twelve times faster (9.9 to 0.8 ms); the
+sums differ from the one-by-one order in their last bits only, and are the same
+from run to run on one machine.
 """
 
 import numpy as np
 from numba import njit, prange
 
 from ._checks import check_float_array, check_same_dtype
+
+SUMS_IN_ANY_ORDER = {"reassoc"}   # fastmath flags for the loops that add up a channel
 
 
 def batch_norm_statistics(z):
@@ -107,7 +115,7 @@ def _per_channel(z_flat, convert, **vectors):
 
 # ------------------------------------------------------------------ jitted loops
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, fastmath=SUMS_IN_ANY_ORDER)
 def _statistics(z):
     """mu[c] = mean of z[:, c, :]; sigma2[c] = mean of (z[:, c, :] - mu[c])^2 (two passes)."""
     n_batch, n_channels, n_positions = z.shape
@@ -140,7 +148,7 @@ def _normalise(z, mu, inverse_std, gamma, beta, z_tilde, z_norm):
                 z_tilde[n, c, p] = gamma[c] * normalised + beta[c]
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, fastmath=SUMS_IN_ANY_ORDER)
 def _backward(g, z_norm, scale, batch_statistics, dz):
     """dz (written) and the sums S_gz, S_g per channel; scale = gamma / sqrt(sigma2 + eps)."""
     n_batch, n_channels, n_positions = g.shape
