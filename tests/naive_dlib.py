@@ -95,14 +95,17 @@ def naive_bilinear(source, x, y):
     left, top = math.floor(x), math.floor(y)
     if not (0 <= left and 0 <= top and left + 1 < source.shape[1] and top + 1 < source.shape[0]):
         return None
+    return [int(min(max(untruncated_bilinear(source, x, y, k), 0), 255)) for k in range(3)]
+
+
+def untruncated_bilinear(source, x, y, k):
+    """Channel k of `source` read at (x, y) by bilinear interpolation, before truncation."""
+    left, top = math.floor(x), math.floor(y)
     alpha, beta = x - left, y - top
-    value = []
-    for k in range(3):
-        a = source[top:top + 2, left:left + 2, k].astype(np.float64)
-        upper = (1 - alpha) * a[0, 0] + alpha * a[0, 1]
-        lower = (1 - alpha) * a[1, 0] + alpha * a[1, 1]
-        value.append(int(min(max((1 - beta) * upper + beta * lower, 0), 255)))
-    return value
+    a = source[top:top + 2, left:left + 2, k].astype(np.float64)
+    upper = (1 - alpha) * a[0, 0] + alpha * a[0, 1]
+    lower = (1 - alpha) * a[1, 0] + alpha * a[1, 1]
+    return (1 - beta) * upper + beta * lower
 
 
 # ---- dlib's serialisation, written ----------------------------------------------------

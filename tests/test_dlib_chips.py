@@ -12,7 +12,7 @@ import pytest
 from dlib_faces import COPIES, PHOTOS, dlib_predictor, face_case, load_photo
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from naive_dlib import naive_bilinear, naive_pyramid_down
+from naive_dlib import naive_bilinear, naive_pyramid_down, untruncated_bilinear
 
 from scratchnet.face.dlib.chips import (
     CHIP_POINTS,
@@ -217,17 +217,8 @@ def test_chip_equal_to_dlib_anywhere(photo, points, scale, angle, dx, dy, seed):
     source, linear, offset = sampling_grid(image, chip_details(landmarks))
     for r, c, k in zip(*np.nonzero(got != want)):
         x, y = linear @ (c, r) + offset
-        value = _untruncated_bilinear(source, x, y, k)
+        value = untruncated_bilinear(source, x, y, k)
         larger = max(int(got[r, c, k]), int(want[r, c, k]))
         assert abs(int(got[r, c, k]) - int(want[r, c, k])) == 1 and abs(value - larger) < 1e-9, (
             f"chip value ({r}, {c}, {k}): ours {got[r, c, k]}, dlib's {want[r, c, k]}, "
             f"bilinear value {value!r}")
-
-
-def _untruncated_bilinear(source, x, y, k):
-    """Channel k of `source` read at (x, y) by bilinear interpolation, before truncation."""
-    left, top = math.floor(x), math.floor(y)
-    alpha, beta = x - left, y - top
-    a = source[top:top + 2, left:left + 2, k].astype(np.float64)
-    return (1 - beta) * ((1 - alpha) * a[0, 0] + alpha * a[0, 1]) + beta * (
-        (1 - alpha) * a[1, 0] + alpha * a[1, 1])
