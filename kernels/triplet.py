@@ -232,7 +232,7 @@ def select_triplets(labels, D, strategy="batch_hard", alpha=0.2, rng=None, negat
 
     if strategy == "batch_hard":
         positives, negatives = _batch_hard_kernel(labels, D, k)   # (N,), (N, k); -1 where none
-        return one_row_per_negative(np.arange(labels.shape[0]), positives, negatives)
+        return _one_row_per_negative(np.arange(labels.shape[0]), positives, negatives)
 
     is_positive, is_negative = _pair_masks(labels)                # (N, N) each
     if strategy == "all":
@@ -247,10 +247,10 @@ def select_triplets(labels, D, strategy="batch_hard", alpha=0.2, rng=None, negat
         negatives = _semi_hard_kernel(labels, D, anchors, positives, D.dtype.type(alpha), k)
     else:
         negatives = _random_negatives(is_negative, n_negatives, anchors, rng, k)
-    return one_row_per_negative(anchors, positives, negatives)
+    return _one_row_per_negative(anchors, positives, negatives)
 
 
-def one_row_per_negative(anchors, positives, negatives):
+def _one_row_per_negative(anchors, positives, negatives):
     """Flatten (T,) anchors, (T,) positives and (T, k) negatives (-1 where none) into
     three int64 arrays of triplets, pair by pair, keeping each row's order; a row whose
     positive is -1 gives no triplet."""

@@ -64,9 +64,14 @@ def empty(shape, dtype):
 
 def zeros(shape, dtype):
     """A device array of zeros, filled on the device (nothing is copied from the host)."""
+    return full(shape, 0, dtype)
+
+
+def full(shape, value, dtype):
+    """A device array of `value`, filled on the device (nothing is copied from the host)."""
     a = empty(shape, dtype)
     flat = a.reshape(a.size)                      # (*shape) -> (size,), a view
-    launch(_fill, a.size, flat, np.dtype(dtype).type(0))
+    launch(_fill, a.size, flat, np.dtype(dtype).type(value))
     return a
 
 

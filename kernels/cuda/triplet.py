@@ -30,11 +30,11 @@ from ..triplet import (
     _check_selection,
     _check_triplet_encodings,
     _keep_nearest,
+    _one_row_per_negative,
     _pair_masks,
     _random_negatives,
-    one_row_per_negative,
 )
-from ._device import View, check_device_array, empty, launch, new_view, view_of
+from ._device import View, check_device_array, empty, full, launch, new_view, view_of
 from .elementwise import map_binary
 from .product import product, strided_columns, strided_rows
 from .reduce import reduce
@@ -190,10 +190,10 @@ def select_triplets(labels, D, strategy="batch_hard", alpha=0.2, rng=None, negat
     device_labels = cuda.to_device(labels)
 
     if strategy == "batch_hard":
-        positives, negatives = empty((n_points,), np.int64), empty((n_points, k), np.int64)
+        positives, negatives = empty((n_points,), np.int64), full((n_points, k), -1, np.int64)
         launch(_batch_hard_kernel, n_points, positives, negatives, device_labels, D)
         positives, negatives = positives.copy_to_host(), negatives.copy_to_host()
-        return _to_device(*one_row_per_negative(np.arange(n_points), positives, negatives))
+        return _to_device(*_one_row_per_negative(np.arange(n_points), positives, negatives))
 
     is_positive, is_negative = _pair_masks(labels)                # (N, N) each, on the host
     if strategy == "all":
@@ -206,11 +206,11 @@ def select_triplets(labels, D, strategy="batch_hard", alpha=0.2, rng=None, negat
     anchors, positives = anchors[keep], positives[keep]
     if strategy == "random":
         negatives = _random_negatives(is_negative, n_negatives, anchors, rng, k)
-        return _to_device(*one_row_per_negative(anchors, positives, negatives))
-    negatives = empty((anchors.size, k), np.int64)
+        return _to_device(*_one_row_per_negative(anchors, positives, negatives))
+    negatives = full((anchors.size, k), -1, np.int64)
     launch(_semi_hard_kernel, anchors.size, negatives, device_labels, D,
            *_to_device(anchors, positives), D.dtype.type(alpha))
-    return _to_device(*one_row_per_negative(anchors, positives, negatives.copy_to_host()))
+    return _to_device(*_one_row_per_negative(anchors, positives, negatives.copy_to_host()))
 
 
 def _to_device(*indices):
@@ -228,9 +228,7 @@ def _batch_hard_kernel(positives, negatives, labels, D):
     lowest index."""
     a = cuda.grid(1)
     if a < labels.shape[0]:
-        nearest = negatives[a]
-        for i in range(nearest.shape[0]):
-            nearest[i] = -1
+        nearest = negatives[a]                  # all -1 to begin with
         positive, count = -1, 0
         for j in range(labels.shape[0]):
             if labels[j] == labels[a]:
@@ -249,9 +247,7 @@ def _semi_hard_kernel(negatives, labels, D, anchors, positives, alpha):
     if t < anchors.shape[0]:
         a = anchors[t]
         d_ap = D[a, positives[t]]
-        nearest = negatives[t]
-        for i in range(nearest.shape[0]):
-            nearest[i] = -1
+        nearest = negatives[t]                  # all -1 to begin with
         count, hard, easy = 0, -1, -1
         for j in range(labels.shape[0]):
             if labels[j] == labels[a]:

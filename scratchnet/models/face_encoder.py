@@ -31,8 +31,9 @@ one margin alpha and one threshold tau mean the same thing for every model.
 The neck (Luo et al. 2019, "Bag of tricks and a strong baseline for deep
 person re-identification") standardises each of the 128 numbers over the
 batch before that division, so that no coordinate dominates the direction;
-on the synthetic faces it is one of three changes that together gain about
-two points of one-shot recognition (docs/face.md). With it the linear layer
+on the synthetic faces it is one of three changes that together raise the
+best-threshold bound of one-shot recognition by about a point and a half
+(docs/face.md). With it the linear layer
 has no bias, as the convolutions have none before their batch norms.
 Without it (neck=False, as in files saved before it existed) the linear
 layer's output, bias included, is normalised directly.
