@@ -38,7 +38,7 @@ hand-written loop measured here, so the work that matters is the matrix
 product, which runs in BLAS. docs/derivations.md derives the two gradients.
 
 A 3x3 filter with stride 1 and at least 16 input channels runs instead as
-Winograd's F(2x2, 3x3) in kernels.winograd, which needs 2.25 times fewer
+Winograd's F(4x4, 3x3) in kernels.winograd, which needs 4 times fewer
 products: the forward pass, the input gradient (as a correlation with the
 flipped filters) and the weight gradient.
 """
@@ -93,10 +93,11 @@ def conv_backward_input(dy, w, x_shape, stride=1, padding=0, dilation=1, groups=
         filters (flipped), the fold writes dcols and, per worker, dx
         (512 channels at 32 x 32: fold 38 ms, correlation 43 ms; 64
         channels at 256 x 256: correlation 51 ms, fold 59 ms),
-    or whenever the correlation runs as F(2x2, 3x3) (kernels.winograd) and
+    or whenever the correlation runs as Winograd's (kernels.winograd) and
     the input has at least winograd.MIN_ROWS channels (for VGG's conv1_1,
-    with 3, the fold took a third of F(2x2, 3x3)'s time: its product writes
-    27 rows where F(2x2, 3x3) transforms all 64 channels of dy).
+    with 3, the fold took a third of F(2x2, 3x3)'s time, measured when the
+    module ran that smaller variant: its product writes 27 rows where Winograd
+    transforms all 64 channels of dy).
     """
     w = check_float_array("w", w, ndim=(3, 4, 5))
     x_shape = check_shape("x_shape", x_shape, ndim=w.ndim)

@@ -1,30 +1,32 @@
-"""Winograd's minimal filtering F(2x2, 3x3): a 3x3 convolution with 2.25 times fewer products.
+"""Winograd's minimal filtering F(4x4, 3x3): a 3x3 convolution with 4 times fewer products.
 
-For a 4x4 tile d of the zero-padded input and a 3x3 filter g, the 2x2 block of
+For a 6x6 tile d of the zero-padded input and a 3x3 filter g, the 4x4 block of
 outputs that the tile covers (stride 1, no dilation) is
 
-    Y = A^T [ (G g G^T) * (B^T d B) ] A          (* elementwise, on 4x4 arrays)
+    Y = A^T [ (G g G^T) * (B^T d B) ] A          (* elementwise, on 6x6 arrays)
 
 with the constant matrices
 
-    B^T = [[1,  0, -1,  0],     G = [[  1,    0,   0],     A^T = [[1, 1,  1,  0],
-           [0,  1,  1,  0],          [1/2,  1/2, 1/2],            [0, 1, -1, -1]]
-           [0, -1,  1,  0],          [1/2, -1/2, 1/2],
-           [0,  1,  0, -1]]          [  0,    0,   1]]
+    B^T = [[4,  0, -5,  0, 1, 0],    G = [[ 1/4,     0,    0],    A^T = [[1, 1,  1, 1,  1, 0],
+           [0, -4, -4,  1, 1, 0],         [-1/6,  -1/6, -1/6],           [0, 1, -1, 2, -2, 0],
+           [0,  4, -4, -1, 1, 0],         [-1/6,   1/6, -1/6],           [0, 1,  1, 4,  4, 0],
+           [0, -2, -1,  2, 1, 0],         [1/24,  1/12,  1/6],           [0, 1, -1, 8, -8, 1]]
+           [0,  2, -1, -2, 1, 0],         [1/24, -1/12,  1/6],
+           [0,  4,  0, -5, 0, 1]]         [   0,     0,    1]]
 
 (Lavin and Gray, "Fast algorithms for convolutional neural networks", 2016;
-docs/derivations.md 1.10 derives the 1-D case, F(2, 3), from which the 2-D one
-follows by applying it along both axes). The direct sum spends 4 x 9 = 36
-multiplications on the four outputs, the elementwise product 16.
+docs/derivations.md 1.10 builds the 1-D case, F(4, 3), from which the 2-D one
+follows by applying it along both axes). The direct sum spends 16 x 9 = 144
+multiplications on the sixteen outputs, the elementwise product 36.
 
 Summed over the input channels c, the elementwise product of position (a, b)
-of the tile is a matrix product, one for each of the 16 positions:
+of the tile is a matrix product, one for each of the 36 positions:
 
     M[a, b] = U[a, b] @ V[a, b]     U[a, b] = (G g G^T)[a, b], (n_C, n_C_prev)
                                     V[a, b] = (B^T d B)[a, b], (n_C_prev, tiles)
 
 so the work is: transform the filters (U) and the input tiles (V), multiply in
-BLAS, and transform each M back into 2x2 outputs (A^T M A). The weight
+BLAS, and transform each M back into 4x4 outputs (A^T M A). The weight
 gradient is the same formula's adjoint in g (`weight_gradient`).
 
 Three dimensions: the height and width axes are handled as above; the depth
@@ -37,9 +39,14 @@ other, each transformed once (`_transformed_input`).
 The transforms are Numba loops written so that LLVM turns them into vector
 instructions (see the note above _input_transform). They release the GIL,
 so chunks of tiles run on the convolution's worker threads
-(kernels._workers), one per core, each with single-threaded BLAS. In
-float32 the result differs from the direct sum by round-off of the same
-order (the transforms only add, subtract and halve).
+(kernels._workers), one per core, each with single-threaded BLAS.
+
+Round-off: the transforms multiply by up to 8 and add up to six terms, so in
+float32 the result is further from the exact sum than the direct sum's
+(5 to 20 times, measured in tests/test_winograd.py): far below what
+training notices, as for cuDNN and NNPACK, which use the same algorithm. The
+smaller F(2x2, 3x3), which this module ran before, stayed within round-off of
+the direct sum but needed 16 products for 4 outputs, 1.8 times as many.
 """
 
 import numpy as np
@@ -47,18 +54,22 @@ from numba import njit
 
 from ._workers import N_WORKERS, run_in_workers, scratch, sum_in_workers
 
-# about this many numbers of V (16 x rows x tiles) per chunk of tiles, so that
-# V and M of a chunk stay in a core's cache
+OUT = 4           # outputs per tile along the height and the width
+TILE = OUT + 2    # the input tile a 3x3 filter needs for them
+POSITIONS = TILE * TILE   # entries of a transformed tile: one matrix product each
+# about this many numbers of V (POSITIONS x rows x tiles) per chunk of tiles, so
+# that V and M of a chunk stay in a core's cache
 CHUNK_ELEMENTS = 1 << 19
 # Below this many, the whole convolution runs as one chunk in the calling thread.
 SHARED_ELEMENTS = 1 << 17
 # Below this many rows of V (input channels x filter depth) the products are
-# too thin for BLAS and unfolding wins (3 input channels: 4 times faster).
+# too thin for BLAS and unfolding wins (3 input channels: 4 times faster,
+# measured with F(2x2, 3x3)).
 MIN_ROWS = 16
 
 
 def applies(geo, in_channels):
-    """True when the lifted geometry is one F(2x2, 3x3) computes, and pays:
+    """True when the lifted geometry is one F(4x4, 3x3) computes, and pays:
     a 3x3 (height, width) filter, stride 1, no dilation, one group, and at
     least MIN_ROWS input channels times filter depth."""
     return (geo.groups == 1 and geo.kernel[1:] == (3, 3) and geo.stride == (1, 1, 1)
@@ -76,20 +87,21 @@ def correlate(x_pad, w, out_sizes):
     out_d, out_h, out_w = out_sizes
     tiles_h, tiles_w = _tile_counts(out_h, out_w)
     x_pad = _padded_to(x_pad, input_sizes(out_sizes, depth))
-    u = filter_transform(w)                                  # (16, F, f_D C)
-    y = np.empty((n_batch, n_filters, out_d, 2 * tiles_h, 2 * tiles_w), dtype=x_pad.dtype)
+    u = filter_transform(w)                                  # (POSITIONS, F, f_D C)
+    y = np.empty((n_batch, n_filters, out_d, OUT * tiles_h, OUT * tiles_w), dtype=x_pad.dtype)
 
     def chunk_work(chunks):
         for first, stop in chunks:
             windows = _transformed_input(x_pad, first, stop, out_d, tiles_h, tiles_w, depth)
-            m_rows, m = _sixteen_matrices("winograd_m", n_filters, (stop - first) * tiles_w,
-                                          x_pad.dtype)
+            m_rows, m = _tile_matrices("winograd_m", n_filters, (stop - first) * tiles_w,
+                                       x_pad.dtype)
             for v, tiles in windows:
                 np.matmul(u, v, out=m[:, :, tiles])
             _output_transform(m_rows, first, stop, tiles_h, y)
 
-    run_in_workers(chunk_work, _chunks(n_batch, out_d, tiles_h, 16 * channels * tiles_w, depth))
-    if (2 * tiles_h, 2 * tiles_w) != (out_h, out_w):
+    run_in_workers(chunk_work,
+                   _chunks(n_batch, out_d, tiles_h, POSITIONS * channels * tiles_w, depth))
+    if (OUT * tiles_h, OUT * tiles_w) != (out_h, out_w):
         y = np.ascontiguousarray(y[..., :out_h, :out_w])
     return y
 
@@ -111,23 +123,23 @@ def weight_gradient(x_pad, dy, depth):
     n_filters, (out_d, out_h, out_w) = dy.shape[1], dy.shape[2:]
     tiles_h, tiles_w = _tile_counts(out_h, out_w)
     x_pad = _padded_to(x_pad, input_sizes((out_d, out_h, out_w), depth))
-    dy = _padded_to(dy, (out_d, 2 * tiles_h, 2 * tiles_w))  # outputs past the end add 0
+    dy = _padded_to(dy, (out_d, OUT * tiles_h, OUT * tiles_w))  # outputs past the end add 0
     rows = depth * channels
 
     def chunk_work(chunks):
-        m = np.zeros((16, n_filters, rows), dtype=x_pad.dtype)  # this worker's sum over tiles
+        m = np.zeros((POSITIONS, n_filters, rows), dtype=x_pad.dtype)  # this worker's sum
         for first, stop in chunks:
             windows = _transformed_input(x_pad, first, stop, out_d, tiles_h, tiles_w, depth)
-            dy_hat_rows, dy_hat = _sixteen_matrices("winograd_m", n_filters,
-                                                    (stop - first) * tiles_w, x_pad.dtype)
+            dy_hat_rows, dy_hat = _tile_matrices("winograd_m", n_filters,
+                                                 (stop - first) * tiles_w, x_pad.dtype)
             _gradient_transform(dy, first, stop, tiles_h, dy_hat_rows)
             products = scratch("winograd_dw", m.shape, x_pad.dtype)
             for v, tiles in windows:
                 m += np.matmul(dy_hat[:, :, tiles], v.transpose(0, 2, 1), out=products)
         return m
 
-    chunks = _chunks(n_batch, out_d, tiles_h, 16 * channels * tiles_w, depth)
-    m = sum_in_workers(chunk_work, chunks)                   # (16, F, f_D C)
+    chunks = _chunks(n_batch, out_d, tiles_h, POSITIONS * channels * tiles_w, depth)
+    m = sum_in_workers(chunk_work, chunks)                   # (POSITIONS, F, f_D C)
     dw = np.empty((n_filters, rows, 3, 3), dtype=x_pad.dtype)
     _weight_transform(m, dw)
     # (F, f_D C, 3, 3) -> (F, f_D, C, 3, 3) -> (F, C, f_D, 3, 3)
@@ -171,56 +183,59 @@ def _transformed_input(x_pad, first, stop, out_d, tiles_h, tiles_w, depth):
     """
     channels, in_planes = x_pad.shape[1], x_pad.shape[2]
     if depth == 1:
-        v_rows, v = _sixteen_matrices("winograd_v", channels, (stop - first) * tiles_w,
-                                      x_pad.dtype)
+        v_rows, v = _tile_matrices("winograd_v", channels, (stop - first) * tiles_w,
+                                   x_pad.dtype)
         _input_transform(x_pad, first, stop, out_d, tiles_h, tiles_w, 0, v_rows)
         return [(v, slice(None))]
     n, d0 = divmod(first // tiles_h, out_d)
     n_out_planes, plane_tiles = (stop - first) // tiles_h, tiles_h * tiles_w
     n_planes = n_out_planes + depth - 1
-    v_rows, _ = _sixteen_matrices("winograd_v", n_planes * channels, plane_tiles, x_pad.dtype)
+    v_rows, _ = _tile_matrices("winograd_v", n_planes * channels, plane_tiles, x_pad.dtype)
     for p in range(n_planes):
         row = (n * in_planes + d0 + p) * tiles_h            # input tile rows of plane d0 + p
         _input_transform(x_pad, row, row + tiles_h, in_planes, tiles_h, tiles_w, p * channels,
                          v_rows)
     per_plane = channels * plane_tiles
-    return [(v_rows[:, d * per_plane:(d + depth) * per_plane].reshape(16, depth * channels,
+    return [(v_rows[:, d * per_plane:(d + depth) * per_plane].reshape(POSITIONS,
+                                                                       depth * channels,
                                                                        plane_tiles),
              slice(d * plane_tiles, (d + 1) * plane_tiles)) for d in range(n_out_planes)]
 
 
-def _sixteen_matrices(purpose, rows, n_tiles, dtype):
-    """16 matrices of (rows, n_tiles) in this thread's scratch buffer for `purpose`.
+def _tile_matrices(purpose, rows, n_tiles, dtype):
+    """POSITIONS matrices of (rows, n_tiles) in this thread's scratch buffer for `purpose`.
 
-    Returns them twice: as a C-contiguous (16, rows n_tiles + 16) array whose
-    row k holds matrix k flattened (what the Numba transforms write and read:
-    a unit stride they can vectorise), and as the (16, rows, n_tiles) view of
-    it that BLAS multiplies. The 16 extra numbers per row start each matrix a
-    cache line after a multiple of the previous one's size: with sizes of a
-    power of two the 16 streams of the transforms would compete for the same
-    cache sets (the input transform ran seven times slower for 64 x 512
+    Returns them twice: as a C-contiguous (POSITIONS, rows n_tiles + 16) array
+    whose row k holds matrix k flattened (what the Numba transforms write and
+    read: a unit stride they can vectorise), and as the (POSITIONS, rows,
+    n_tiles) view of it that BLAS multiplies. The 16 extra numbers per row
+    start each matrix a cache line after a multiple of the previous one's
+    size: with sizes of a power of two the transforms' streams, one per
+    matrix, would compete for the same cache sets (with F(2x2, 3x3)'s 16
+    matrices the input transform ran seven times slower for 64 x 512
     matrices, the filter transform eight times for 512 x 512).
     """
     size = rows * n_tiles
-    flat = scratch(purpose, (16, size + 16), dtype)
-    return flat, flat[:, :size].reshape(16, rows, n_tiles)
+    flat = scratch(purpose, (POSITIONS, size + 16), dtype)
+    return flat, flat[:, :size].reshape(POSITIONS, rows, n_tiles)
 
 
 def input_sizes(out_sizes, depth):
     """(D_p, H_p, W_p) of the input that the tiles of out_sizes (o_D, o_H, o_W) read.
 
-    Whole 4x4 tiles, two outputs apart, cover an odd o_H or o_W with one row
-    or column more than the outputs need; a caller that pads x anyway pads it
-    this far (kernels.conv does) and saves `correlate` a second copy.
+    Whole 6x6 tiles, four outputs apart, cover an o_H or o_W that is not a
+    multiple of four with up to three rows or columns more than the outputs
+    need; a caller that pads x anyway pads it this far (kernels.conv does) and
+    saves `correlate` a second copy.
     """
     out_d, out_h, out_w = out_sizes
     tiles_h, tiles_w = _tile_counts(out_h, out_w)
-    return out_d + depth - 1, 2 * tiles_h + 2, 2 * tiles_w + 2
+    return out_d + depth - 1, OUT * tiles_h + 2, OUT * tiles_w + 2
 
 
 def _tile_counts(out_h, out_w):
-    """Tiles down and across: each gives a 2x2 block of outputs, the last may overhang."""
-    return -(-out_h // 2), -(-out_w // 2)
+    """Tiles down and across: each gives a 4x4 block of outputs, the last may overhang."""
+    return -(-out_h // OUT), -(-out_w // OUT)
 
 
 def _padded_to(array, sizes):
@@ -233,35 +248,62 @@ def _padded_to(array, sizes):
 
 
 def filter_transform(w):
-    """U = G g G^T for every filter g = w[k, c, j_D]: (F, C, f_D, 3, 3) -> (16, F, C f_D)."""
+    """U = G g G^T for every filter g = w[k, c, j_D]: (F, C, f_D, 3, 3) -> (36, F, C f_D)."""
     n_filters, channels, depth = w.shape[:3]
-    u_rows, u = _sixteen_matrices("winograd_u", n_filters, channels * depth, w.dtype)
+    u_rows, u = _tile_matrices("winograd_u", n_filters, channels * depth, w.dtype)
     _filter_transform(w, u_rows)     # w may be a view (the flipped filters of dx): read in place
     return u
 
 
+# Numba computes in float64 whenever a float32 meets a literal number, so the
+# transforms that run on every tile take their multipliers in the data's dtype.
+
 @njit(cache=True, nogil=True)
-def _b_transpose(d0, d1, d2, d3):
-    """B^T d for a column d of four numbers."""
-    return d0 - d2, d1 + d2, d2 - d1, d1 - d3
+def _multipliers(a):
+    """2, 4, 5 and 8 in the dtype of the array a."""
+    numbers = np.empty(4, dtype=a.dtype)
+    numbers[0], numbers[1], numbers[2], numbers[3] = 2, 4, 5, 8
+    return numbers[0], numbers[1], numbers[2], numbers[3]
 
 
 @njit(cache=True, nogil=True)
-def _a_transpose(m0, m1, m2, m3):
-    """A^T m for a column m of four numbers."""
-    return m0 + m1 + m2, m1 - m2 - m3
+def _b_transpose(d0, d1, d2, d3, d4, d5, two, four, five):
+    """B^T d for a column d of six numbers."""
+    return (four * d0 - five * d2 + d4,
+            d3 + d4 - four * (d1 + d2),
+            d4 - d3 + four * (d1 - d2),
+            d4 - d2 + two * (d3 - d1),
+            d4 - d2 - two * (d3 - d1),
+            four * d1 - five * d3 + d5)
+
+
+@njit(cache=True, nogil=True)
+def _a_transpose(m0, m1, m2, m3, m4, m5, two, four, eight):
+    """A^T m for a column m of six numbers."""
+    sum_12, difference_12 = m1 + m2, m1 - m2
+    sum_34, difference_34 = m3 + m4, m3 - m4
+    return (m0 + sum_12 + sum_34,
+            difference_12 + two * difference_34,
+            sum_12 + four * sum_34,
+            difference_12 + eight * difference_34 + m5)
 
 
 @njit(cache=True, nogil=True)
 def _g(g0, g1, g2):
-    """G g for a column g of three numbers."""
-    return g0, (g0 + g1 + g2) * 0.5, (g0 - g1 + g2) * 0.5, g2
+    """G g for a column g of three numbers, in float64 (the filters are few)."""
+    quarter_g0, half_g1, last = g0 * 0.25, g1 * 0.5, np.float64(g2)
+    return (quarter_g0,
+            -(g0 + g1 + last) / 6,
+            -(g0 - g1 + last) / 6,
+            (quarter_g0 + half_g1 + last) / 6,
+            (quarter_g0 - half_g1 + last) / 6,
+            last)
 
 
 @njit(cache=True, nogil=True)
 def _filter_transform(w, u):
-    """u[4a + b, k (f_D C) + j_D C + c] = (G g G^T)[a, b] for the 3x3 filters
-    g = w[k, c, j_D] (row 4a + b of u is U[a, b], (F, f_D C), flattened)."""
+    """u[6a + b, k (f_D C) + j_D C + c] = (G g G^T)[a, b] for the 3x3 filters
+    g = w[k, c, j_D] (row 6a + b of u is U[a, b], (F, f_D C), flattened)."""
     n_filters, channels, depth = w.shape[:3]
     for k in range(n_filters):
         for c in range(channels):
@@ -273,11 +315,10 @@ def _filter_transform(w, u):
                 c1 = _g(g[0, 1], g[1, 1], g[2, 1])
                 c2 = _g(g[0, 2], g[1, 2], g[2, 2])
                 # ... then along each row: (G g) G^T = (G (G g)^T)^T
-                u[0, col], u[1, col], u[2, col], u[3, col] = _g(c0[0], c1[0], c2[0])
-                u[4, col], u[5, col], u[6, col], u[7, col] = _g(c0[1], c1[1], c2[1])
-                u[8, col], u[9, col], u[10, col], u[11, col] = _g(c0[2], c1[2], c2[2])
-                u[12, col], u[13, col], u[14, col], u[15, col] = _g(
-                    c0[3], c1[3], c2[3])
+                for a in range(TILE):
+                    row = _g(c0[a], c1[a], c2[a])
+                    for b in range(TILE):
+                        u[TILE * a + b, col] = row[b]
 
 
 @njit(cache=True, nogil=True)
@@ -288,130 +329,168 @@ def _tile_row(r, out_d, tiles_h):
     return n, d, th
 
 
-# The three transforms below work on one row of tiles at a time, in two
-# loops: first down the columns of the whole strip (every column at once),
-# then along the rows, one row a of the 4x4 tiles after another. Each loop
-# then reads and writes only a few arrays, which LLVM needs before it will
-# turn the loop into vector instructions (with all 16 outputs of a tile
-# written in one loop, it did not: 3 to 5 times slower).
+# The input and gradient transforms work in two passes: first down the
+# columns of each strip of tiles (one row of tiles), which leaves each tile's
+# columns one after another in a table `columns`, then along the rows of all
+# the chunk's tiles at once, one loop per entry of the 6x6 result. Each loop
+# then reads and writes only a few arrays, with unit stride, for hundreds of
+# tiles: LLVM turns such loops into vector instructions. (The tiles of a strip
+# start four columns apart; reading the strip along its rows in place, at a
+# stride of four and a few tiles per loop, ran 2.5 times slower.)
 
 @njit(cache=True, nogil=True)
 def _input_transform(x_pad, first, stop, planes, tiles_h, tiles_w, first_row, v):
-    """v[4a + b, (first_row + c) n_tiles + t] = (B^T d_t B)[a, b] for the n_tiles tiles t
+    """v[6a + b, (first_row + c) n_tiles + t] = (B^T d_t B)[a, b] for the n_tiles tiles t
     of tile rows first .. stop - 1 of x_pad's planes, numbered (n planes + p) tiles_H + th
-    (row 4a + b of v is V[a, b], (rows, n_tiles), flattened)."""
+    (row 6a + b of v is V[a, b], (rows, n_tiles), flattened)."""
     channels = x_pad.shape[1]
     n_tiles = (stop - first) * tiles_w
-    strip = np.empty((4, 2 * tiles_w + 2), dtype=x_pad.dtype)   # B^T d for the strip
+    two, four, five, _ = _multipliers(x_pad)
+    columns = np.empty((TILE, TILE, n_tiles), dtype=x_pad.dtype)  # [a, j, t]: (B^T d_t)[a, j]
     for c in range(channels):
-        row = first_row + c
+        # B^T down the six columns j of every tile ...
         for r in range(first, stop):
             n, p, th = _tile_row(r, planes, tiles_h)
-            x0, x1 = x_pad[n, c, p, 2 * th], x_pad[n, c, p, 2 * th + 1]
-            x2, x3 = x_pad[n, c, p, 2 * th + 2], x_pad[n, c, p, 2 * th + 3]
-            # B^T down every column of the strip of four input rows ...
-            for i in range(strip.shape[1]):
-                strip[0, i], strip[1, i], strip[2, i], strip[3, i] = _b_transpose(
-                    x0[i], x1[i], x2[i], x3[i])
-            # ... then B^T along row a of each tile (columns i = 2 tw .. 2 tw + 3):
-            # (B^T d) B = (B^T (B^T d)^T)^T, one loop per entry b of _b_transpose
-            start = row * n_tiles + (r - first) * tiles_w
-            for a in range(4):
-                e = strip[a]
-                end = start + tiles_w
-                v0, v1, v2, v3 = (v[4 * a, start:end], v[4 * a + 1, start:end],
-                                  v[4 * a + 2, start:end], v[4 * a + 3, start:end])
+            x = x_pad[n, c, p, OUT * th:OUT * th + TILE]          # the strip's six input rows
+            first_tile = (r - first) * tiles_w
+            for j in range(TILE):
                 for tw in range(tiles_w):
-                    v0[tw] = e[2 * tw] - e[2 * tw + 2]
-                for tw in range(tiles_w):
-                    v1[tw] = e[2 * tw + 1] + e[2 * tw + 2]
-                for tw in range(tiles_w):
-                    v2[tw] = e[2 * tw + 2] - e[2 * tw + 1]
-                for tw in range(tiles_w):
-                    v3[tw] = e[2 * tw + 1] - e[2 * tw + 3]
+                    i, t = OUT * tw + j, first_tile + tw
+                    (columns[0, j, t], columns[1, j, t], columns[2, j, t], columns[3, j, t],
+                     columns[4, j, t], columns[5, j, t]) = _b_transpose(
+                        x[0, i], x[1, i], x[2, i], x[3, i], x[4, i], x[5, i], two, four, five)
+        # ... then B^T along row a of each: (B^T d) B = (B^T (B^T d)^T)^T, one loop per
+        # entry b of _b_transpose
+        start = (first_row + c) * n_tiles
+        end = start + n_tiles
+        for a in range(TILE):
+            e0, e1, e2 = columns[a, 0], columns[a, 1], columns[a, 2]
+            e3, e4, e5 = columns[a, 3], columns[a, 4], columns[a, 5]
+            v0, v1, v2 = v[6 * a, start:end], v[6 * a + 1, start:end], v[6 * a + 2, start:end]
+            v3, v4, v5 = v[6 * a + 3, start:end], v[6 * a + 4, start:end], v[6 * a + 5, start:end]
+            for t in range(n_tiles):
+                v0[t] = four * e0[t] - five * e2[t] + e4[t]
+            for t in range(n_tiles):
+                v1[t] = e3[t] + e4[t] - four * (e1[t] + e2[t])
+            for t in range(n_tiles):
+                v2[t] = e4[t] - e3[t] + four * (e1[t] - e2[t])
+            for t in range(n_tiles):
+                v3[t] = e4[t] - e2[t] + two * (e3[t] - e1[t])
+            for t in range(n_tiles):
+                v4[t] = e4[t] - e2[t] - two * (e3[t] - e1[t])
+            for t in range(n_tiles):
+                v5[t] = four * e1[t] - five * e3[t] + e5[t]
 
 
 @njit(cache=True, nogil=True)
 def _output_transform(m, first, stop, tiles_h, y):
-    """y[n, k, o_D, 2 th + i, 2 tw + j] = (A^T M_t A)[i, j] for the tiles t of tile
-    rows first .. stop - 1 (row 4a + b of m is M[a, b], (F, n_tiles), flattened)."""
-    n_filters, out_d, tiles_w = y.shape[1], y.shape[2], y.shape[4] // 2
+    """y[n, k, o_D, 4 th + i, 4 tw + j] = (A^T M_t A)[i, j] for the tiles t of tile
+    rows first .. stop - 1 (row 6a + b of m is M[a, b], (F, n_tiles), flattened)."""
+    n_filters, out_d, tiles_w = y.shape[1], y.shape[2], y.shape[4] // OUT
     n_tiles = (stop - first) * tiles_w
-    strip = np.empty((4, 2 * tiles_w), dtype=y.dtype)           # M A for the strip
+    two, four, _, eight = _multipliers(y)
+    strip = np.empty((TILE, OUT * tiles_w), dtype=y.dtype)          # M A for the strip
     for k in range(n_filters):
         for r in range(first, stop):
             n, d, th = _tile_row(r, out_d, tiles_h)
             start = k * n_tiles + (r - first) * tiles_w
             # A^T along row a of each M_t ...
-            for a in range(4):
+            for a in range(TILE):
                 for tw in range(tiles_w):
                     t = start + tw
-                    strip[a, 2 * tw], strip[a, 2 * tw + 1] = _a_transpose(
-                        m[4 * a, t], m[4 * a + 1, t], m[4 * a + 2, t], m[4 * a + 3, t])
-            # ... then down every column of the strip: two output rows
-            top, bottom = y[n, k, d, 2 * th], y[n, k, d, 2 * th + 1]
-            for i in range(2 * tiles_w):
-                top[i], bottom[i] = _a_transpose(strip[0, i], strip[1, i], strip[2, i],
-                                                 strip[3, i])
+                    (strip[a, 4 * tw], strip[a, 4 * tw + 1], strip[a, 4 * tw + 2],
+                     strip[a, 4 * tw + 3]) = _a_transpose(
+                        m[6 * a, t], m[6 * a + 1, t], m[6 * a + 2, t], m[6 * a + 3, t],
+                        m[6 * a + 4, t], m[6 * a + 5, t], two, four, eight)
+            # ... then down every column of the strip: four output rows
+            out = y[n, k, d, OUT * th:OUT * th + OUT]
+            for i in range(OUT * tiles_w):
+                out[0, i], out[1, i], out[2, i], out[3, i] = _a_transpose(
+                    strip[0, i], strip[1, i], strip[2, i], strip[3, i], strip[4, i],
+                    strip[5, i], two, four, eight)
 
 
 @njit(cache=True, nogil=True)
-def _a(y0, y1):
-    """A y for a column y of two numbers (A = (A^T)^T, 4 x 2)."""
-    return y0, y0 + y1, y0 - y1, -y1
+def _a(y0, y1, y2, y3, two, four, eight):
+    """A y for a column y of four numbers (A = (A^T)^T, 6 x 4)."""
+    sum_02, sum_13 = y0 + y2, y1 + y3
+    weighted_02, weighted_13 = y0 + four * y2, two * y1 + eight * y3
+    return (y0, sum_02 + sum_13, sum_02 - sum_13, weighted_02 + weighted_13,
+            weighted_02 - weighted_13, y3)
 
 
 @njit(cache=True, nogil=True)
 def _gradient_transform(dy, first, stop, tiles_h, dy_hat):
-    """dy_hat[4a + b, k n_tiles + t] = (A dy_t A^T)[a, b] for the 2x2 blocks dy_t of dy
-    in tile rows first .. stop - 1 (row 4a + b of dy_hat is DY[a, b], (F, n_tiles),
+    """dy_hat[6a + b, k n_tiles + t] = (A dy_t A^T)[a, b] for the 4x4 blocks dy_t of dy
+    in tile rows first .. stop - 1 (row 6a + b of dy_hat is DY[a, b], (F, n_tiles),
     flattened)."""
-    n_filters, out_d, tiles_w = dy.shape[1], dy.shape[2], dy.shape[4] // 2
+    n_filters, out_d, tiles_w = dy.shape[1], dy.shape[2], dy.shape[4] // OUT
     n_tiles = (stop - first) * tiles_w
-    strip = np.empty((4, 2 * tiles_w), dtype=dy.dtype)          # A dy for the strip
+    two, four, _, eight = _multipliers(dy)
+    columns = np.empty((TILE, OUT, n_tiles), dtype=dy.dtype)    # [a, j, t]: (A dy_t)[a, j]
     for k in range(n_filters):
+        # A down the four columns j of every block ...
         for r in range(first, stop):
             n, d, th = _tile_row(r, out_d, tiles_h)
-            upper, lower = dy[n, k, d, 2 * th], dy[n, k, d, 2 * th + 1]
-            # A down every column of the strip of two rows of dy ...
-            for i in range(strip.shape[1]):
-                strip[0, i], strip[1, i], strip[2, i], strip[3, i] = _a(upper[i], lower[i])
-            # ... then A along row a of each block (columns 2 tw, 2 tw + 1), one loop
-            # per entry b of _a
-            start = k * n_tiles + (r - first) * tiles_w
-            for a in range(4):
-                e = strip[a]
-                end = start + tiles_w
-                h0, h1, h2, h3 = (dy_hat[4 * a, start:end], dy_hat[4 * a + 1, start:end],
-                                  dy_hat[4 * a + 2, start:end], dy_hat[4 * a + 3, start:end])
+            g = dy[n, k, d, OUT * th:OUT * th + OUT]               # the strip's four rows
+            first_tile = (r - first) * tiles_w
+            for j in range(OUT):
                 for tw in range(tiles_w):
-                    h0[tw] = e[2 * tw]
-                for tw in range(tiles_w):
-                    h1[tw] = e[2 * tw] + e[2 * tw + 1]
-                for tw in range(tiles_w):
-                    h2[tw] = e[2 * tw] - e[2 * tw + 1]
-                for tw in range(tiles_w):
-                    h3[tw] = -e[2 * tw + 1]
+                    i, t = OUT * tw + j, first_tile + tw
+                    (columns[0, j, t], columns[1, j, t], columns[2, j, t], columns[3, j, t],
+                     columns[4, j, t], columns[5, j, t]) = _a(g[0, i], g[1, i], g[2, i],
+                                                              g[3, i], two, four, eight)
+        # ... then A along row a of each, one loop per entry b of _a
+        start = k * n_tiles
+        end = start + n_tiles
+        for a in range(TILE):
+            e0, e1, e2, e3 = columns[a, 0], columns[a, 1], columns[a, 2], columns[a, 3]
+            h0, h1, h2 = (dy_hat[6 * a, start:end], dy_hat[6 * a + 1, start:end],
+                          dy_hat[6 * a + 2, start:end])
+            h3, h4, h5 = (dy_hat[6 * a + 3, start:end], dy_hat[6 * a + 4, start:end],
+                          dy_hat[6 * a + 5, start:end])
+            for t in range(n_tiles):
+                h0[t] = e0[t]
+            for t in range(n_tiles):
+                h1[t] = e0[t] + e2[t] + e1[t] + e3[t]
+            for t in range(n_tiles):
+                h2[t] = e0[t] + e2[t] - e1[t] - e3[t]
+            for t in range(n_tiles):
+                h3[t] = e0[t] + four * e2[t] + two * e1[t] + eight * e3[t]
+            for t in range(n_tiles):
+                h4[t] = e0[t] + four * e2[t] - two * e1[t] - eight * e3[t]
+            for t in range(n_tiles):
+                h5[t] = e3[t]
 
 
 @njit(cache=True, nogil=True)
-def _g_transpose(m0, m1, m2, m3):
-    """G^T m for a column m of four numbers."""
-    return m0 + (m1 + m2) * 0.5, (m1 - m2) * 0.5, (m1 + m2) * 0.5 + m3
+def _g_transpose(m0, m1, m2, m3, m4, m5):
+    """G^T m for a column m of six numbers, in float64 like _g."""
+    return (m0 * 0.25 - (m1 + m2) / 6 + (m3 + m4) / 24,
+            (m2 - m1) / 6 + (m3 - m4) / 12,
+            (m3 + m4 - m1 - m2) / 6 + np.float64(m5))
 
 
 @njit(cache=True, nogil=True)
 def _weight_transform(m, dw):
-    """dw[k, q] = G^T M G for the 4x4 arrays M = m[:, k, q] (q runs over (j_D, c))."""
+    """dw[k, q] = G^T M G for the 6x6 arrays M = m[:, k, q] (q runs over (j_D, c))."""
     n_filters, rows = dw.shape[:2]
     for k in range(n_filters):
         for q in range(rows):
-            # G^T along each of the four rows of M (that is, M G) ...
-            r0 = _g_transpose(m[0, k, q], m[1, k, q], m[2, k, q], m[3, k, q])
-            r1 = _g_transpose(m[4, k, q], m[5, k, q], m[6, k, q], m[7, k, q])
-            r2 = _g_transpose(m[8, k, q], m[9, k, q], m[10, k, q], m[11, k, q])
-            r3 = _g_transpose(m[12, k, q], m[13, k, q], m[14, k, q], m[15, k, q])
+            # G^T along each of the six rows of M (that is, M G) ...
+            r0 = _g_transpose(m[0, k, q], m[1, k, q], m[2, k, q], m[3, k, q], m[4, k, q],
+                              m[5, k, q])
+            r1 = _g_transpose(m[6, k, q], m[7, k, q], m[8, k, q], m[9, k, q], m[10, k, q],
+                              m[11, k, q])
+            r2 = _g_transpose(m[12, k, q], m[13, k, q], m[14, k, q], m[15, k, q], m[16, k, q],
+                              m[17, k, q])
+            r3 = _g_transpose(m[18, k, q], m[19, k, q], m[20, k, q], m[21, k, q], m[22, k, q],
+                              m[23, k, q])
+            r4 = _g_transpose(m[24, k, q], m[25, k, q], m[26, k, q], m[27, k, q], m[28, k, q],
+                              m[29, k, q])
+            r5 = _g_transpose(m[30, k, q], m[31, k, q], m[32, k, q], m[33, k, q], m[34, k, q],
+                              m[35, k, q])
             # ... then down each of its three columns
             for j in range(3):
                 dw[k, q, 0, j], dw[k, q, 1, j], dw[k, q, 2, j] = _g_transpose(
-                    r0[j], r1[j], r2[j], r3[j])
+                    r0[j], r1[j], r2[j], r3[j], r4[j], r5[j])

@@ -276,7 +276,7 @@ def test_the_same_seed_gives_the_same_model(training_set, validation_set):
 
 def test_the_same_seed_gives_the_same_model_when_the_convolutions_share_their_work(
         training_set, validation_set, monkeypatch):
-    # width 16, full resolution and 8 x 4 pictures: F(2x2, 3x3) convolutions whose tiles the
+    # width 16, full resolution and 8 x 4 pictures: F(4x4, 3x3) convolutions whose tiles the
     # workers share; the second run has one worker slowed down, so the workers take other
     # tiles than in the first, and the gradients summed over the batch must still agree
     chosen = settings(steps=3, width=16, downsample=1, identities_per_batch=8,

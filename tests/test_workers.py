@@ -40,7 +40,7 @@ def test_drawn_shares_cover_every_tile_once():
     assert sorted(tile for share in shares for tile in share) == tiles
 
 
-def _weight_gradient_3x3(rng):             # F(2x2, 3x3): 4 chunks of the tile rows
+def _weight_gradient_3x3(rng):             # F(4x4, 3x3): chunks of the tile rows
     x = rng.standard_normal((128, 16, 16, 16)).astype(np.float32)
     dy = rng.standard_normal((128, 16, 16, 16)).astype(np.float32)
     return lambda: kernels.conv_backward_weight(dy, x, (16, 16, 3, 3), padding=1)
