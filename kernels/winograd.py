@@ -475,22 +475,15 @@ def _g_transpose(m0, m1, m2, m3, m4, m5):
 def _weight_transform(m, dw):
     """dw[k, q] = G^T M G for the 6x6 arrays M = m[:, k, q] (q runs over (j_D, c))."""
     n_filters, rows = dw.shape[:2]
+    m_g = np.empty((TILE, 3))                                      # M G for one (k, q)
     for k in range(n_filters):
         for q in range(rows):
             # G^T along each of the six rows of M (that is, M G) ...
-            r0 = _g_transpose(m[0, k, q], m[1, k, q], m[2, k, q], m[3, k, q], m[4, k, q],
-                              m[5, k, q])
-            r1 = _g_transpose(m[6, k, q], m[7, k, q], m[8, k, q], m[9, k, q], m[10, k, q],
-                              m[11, k, q])
-            r2 = _g_transpose(m[12, k, q], m[13, k, q], m[14, k, q], m[15, k, q], m[16, k, q],
-                              m[17, k, q])
-            r3 = _g_transpose(m[18, k, q], m[19, k, q], m[20, k, q], m[21, k, q], m[22, k, q],
-                              m[23, k, q])
-            r4 = _g_transpose(m[24, k, q], m[25, k, q], m[26, k, q], m[27, k, q], m[28, k, q],
-                              m[29, k, q])
-            r5 = _g_transpose(m[30, k, q], m[31, k, q], m[32, k, q], m[33, k, q], m[34, k, q],
-                              m[35, k, q])
+            for a in range(TILE):
+                m_g[a, 0], m_g[a, 1], m_g[a, 2] = _g_transpose(
+                    m[6 * a, k, q], m[6 * a + 1, k, q], m[6 * a + 2, k, q], m[6 * a + 3, k, q],
+                    m[6 * a + 4, k, q], m[6 * a + 5, k, q])
             # ... then down each of its three columns
             for j in range(3):
                 dw[k, q, 0, j], dw[k, q, 1, j], dw[k, q, 2, j] = _g_transpose(
-                    r0[j], r1[j], r2[j], r3[j], r4[j], r5[j])
+                    m_g[0, j], m_g[1, j], m_g[2, j], m_g[3, j], m_g[4, j], m_g[5, j])
