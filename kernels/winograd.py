@@ -132,7 +132,8 @@ def weight_gradient(x_pad, dy, depth):
             windows = _transformed_input(x_pad, first, stop, out_d, tiles_h, tiles_w, depth)
             dy_hat_rows, dy_hat = _tile_matrices("winograd_m", n_filters,
                                                  (stop - first) * tiles_w, x_pad.dtype)
-            _gradient_transform(dy, first, stop, tiles_h, dy_hat_rows)
+            _gradient_transform(dy, first, stop, tiles_h, dy_hat_rows,
+                                _columns_table(OUT, (stop - first) * tiles_w, x_pad.dtype))
             products = scratch("winograd_dw", m.shape, x_pad.dtype)
             for v, tiles in windows:
                 m += np.matmul(dy_hat[:, :, tiles], v.transpose(0, 2, 1), out=products)
@@ -185,16 +186,18 @@ def _transformed_input(x_pad, first, stop, out_d, tiles_h, tiles_w, depth):
     if depth == 1:
         v_rows, v = _tile_matrices("winograd_v", channels, (stop - first) * tiles_w,
                                    x_pad.dtype)
-        _input_transform(x_pad, first, stop, out_d, tiles_h, tiles_w, 0, v_rows)
+        _input_transform(x_pad, first, stop, out_d, tiles_h, tiles_w, 0, v_rows,
+                         _columns_table(TILE, (stop - first) * tiles_w, x_pad.dtype))
         return [(v, slice(None))]
     n, d0 = divmod(first // tiles_h, out_d)
     n_out_planes, plane_tiles = (stop - first) // tiles_h, tiles_h * tiles_w
     n_planes = n_out_planes + depth - 1
     v_rows, _ = _tile_matrices("winograd_v", n_planes * channels, plane_tiles, x_pad.dtype)
+    columns = _columns_table(TILE, plane_tiles, x_pad.dtype)
     for p in range(n_planes):
         row = (n * in_planes + d0 + p) * tiles_h            # input tile rows of plane d0 + p
         _input_transform(x_pad, row, row + tiles_h, in_planes, tiles_h, tiles_w, p * channels,
-                         v_rows)
+                         v_rows, columns)
     per_plane = channels * plane_tiles
     return [(v_rows[:, d * per_plane:(d + depth) * per_plane].reshape(POSITIONS,
                                                                        depth * channels,
@@ -218,6 +221,12 @@ def _tile_matrices(purpose, rows, n_tiles, dtype):
     size = rows * n_tiles
     flat = scratch(purpose, (POSITIONS, size + 16), dtype)
     return flat, flat[:, :size].reshape(POSITIONS, rows, n_tiles)
+
+
+def _columns_table(n_columns, n_tiles, dtype):
+    """(TILE, n_columns, n_tiles) in this thread's scratch buffer: the table the input
+    (six columns a tile) and gradient (four) transforms fill in their first pass."""
+    return scratch(f"winograd_columns_{n_columns}", (TILE, n_columns, n_tiles), dtype)
 
 
 def input_sizes(out_sizes, depth):
@@ -339,14 +348,14 @@ def _tile_row(r, out_d, tiles_h):
 # stride of four and a few tiles per loop, ran 2.5 times slower.)
 
 @njit(cache=True, nogil=True)
-def _input_transform(x_pad, first, stop, planes, tiles_h, tiles_w, first_row, v):
+def _input_transform(x_pad, first, stop, planes, tiles_h, tiles_w, first_row, v, columns):
     """v[6a + b, (first_row + c) n_tiles + t] = (B^T d_t B)[a, b] for the n_tiles tiles t
     of tile rows first .. stop - 1 of x_pad's planes, numbered (n planes + p) tiles_H + th
-    (row 6a + b of v is V[a, b], (rows, n_tiles), flattened)."""
+    (row 6a + b of v is V[a, b], (rows, n_tiles), flattened). columns, (6, 6, n_tiles),
+    is scratch space: columns[a, j, t] = (B^T d_t)[a, j]."""
     channels = x_pad.shape[1]
     n_tiles = (stop - first) * tiles_w
     two, four, five, _ = _multipliers(x_pad)
-    columns = np.empty((TILE, TILE, n_tiles), dtype=x_pad.dtype)  # [a, j, t]: (B^T d_t)[a, j]
     for c in range(channels):
         # B^T down the six columns j of every tile ...
         for r in range(first, stop):
@@ -420,14 +429,13 @@ def _a(y0, y1, y2, y3, two, four, eight):
 
 
 @njit(cache=True, nogil=True)
-def _gradient_transform(dy, first, stop, tiles_h, dy_hat):
+def _gradient_transform(dy, first, stop, tiles_h, dy_hat, columns):
     """dy_hat[6a + b, k n_tiles + t] = (A dy_t A^T)[a, b] for the 4x4 blocks dy_t of dy
     in tile rows first .. stop - 1 (row 6a + b of dy_hat is DY[a, b], (F, n_tiles),
-    flattened)."""
+    flattened). columns, (6, 4, n_tiles), is scratch space: columns[a, j, t] = (A dy_t)[a, j]."""
     n_filters, out_d, tiles_w = dy.shape[1], dy.shape[2], dy.shape[4] // OUT
     n_tiles = (stop - first) * tiles_w
     two, four, _, eight = _multipliers(dy)
-    columns = np.empty((TILE, OUT, n_tiles), dtype=dy.dtype)    # [a, j, t]: (A dy_t)[a, j]
     for k in range(n_filters):
         # A down the four columns j of every block ...
         for r in range(first, stop):

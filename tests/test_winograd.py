@@ -46,7 +46,8 @@ def test_input_and_output_transforms_are_the_formula():
     rng = np.random.default_rng(2)
     x_pad = rng.standard_normal((1, 2, 1, 10, 14))       # 2 x 3 tiles of one plane
     v_rows = np.empty((36, 2 * 6))                       # V[a, b] (2 channels, 6 tiles) per row
-    winograd._input_transform(x_pad, 0, 2, 1, 2, 3, 0, v_rows)   # tile rows 0 and 1
+    winograd._input_transform(x_pad, 0, 2, 1, 2, 3, 0, v_rows,   # tile rows 0 and 1
+                              np.empty((6, 6, 6)))
     v = v_rows.reshape(36, 2, 6)
     m = rng.standard_normal((36, 3, 6))
     y = np.zeros((1, 3, 1, 8, 12))
@@ -69,7 +70,7 @@ def test_gradient_transforms_are_the_adjoint_formula():
     rng = np.random.default_rng(5)
     dy = rng.standard_normal((1, 3, 1, 8, 12))           # 2 x 3 blocks of 4 x 4
     dy_hat = np.empty((36, 3 * 6))
-    winograd._gradient_transform(dy, 0, 2, 2, dy_hat)
+    winograd._gradient_transform(dy, 0, 2, 2, dy_hat, np.empty((6, 4, 6)))
     dy_hat = dy_hat.reshape(36, 3, 6)
     m = rng.standard_normal((36, 3, 2))
     dw = np.empty((3, 2, 3, 3))
