@@ -160,6 +160,10 @@ def test_evaluate_json_is_one_object_with_the_required_keys(trained, capsys, tmp
     assert report["tau"] == load_encoder(trained[0]).tau
     assert report["enrolled"] == 5 and report["pairs"] == 200
     assert "classifier_abs_accuracy" in report and "classifier_chi2_auc" in report
+    assert report["draws"] == 6 and len(report["best_threshold_bound_per_draw"]) == 6
+    assert min(report["top1_over_draws_range"]) <= report["top1_over_draws"]
+    protocol_draw = report["best_threshold_bound_per_draw"][2]     # --seed 2 enrols as seed 2
+    assert protocol_draw >= min(report["top1"], report["rejection"])
     assert "evaluating on 200 pictures of 20 persons" in err   # notes go to stderr
     with Image.open(roc) as picture:
         assert picture.size[0] > 100
@@ -172,6 +176,13 @@ def test_evaluate_writes_the_three_pictures(trained, capsys, tmp_path):
     for name in ("roc.png", "triplets.png", "identifications.png"):
         with Image.open(folder / name) as picture:
             assert min(picture.size) > 50, (name, picture.size)
+
+
+def test_evaluate_draws_zero_leaves_them_out_and_a_negative_count_is_refused(trained, capsys):
+    status, out, _ = run(capsys, "evaluate", trained[0], *EVALUATE, "--json", "--draws", "0")
+    assert status == 0 and "best_threshold_bound" not in json.loads(out)
+    status, _, err = run(capsys, "evaluate", trained[0], *EVALUATE, "--draws", "-1")
+    assert status == 2 and "--draws: expected 0 or more enrolment draws, got -1" in err
 
 
 def test_evaluate_prints_a_table_without_json(trained, capsys):

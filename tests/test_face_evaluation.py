@@ -72,6 +72,8 @@ def test_a_perfect_encoder_scores_one_everywhere():
     assert report["enrolled"] == 10 and report["pairs"] == 200
     assert report["recognition_queries"] == 10 * 3 and report["rejection_queries"] == 10 * 4
     assert report["n_same"] == 100 and report["n_different"] == 100
+    assert report["draws"] == evaluation.DRAWS and report["best_threshold_bound"] == 1.0
+    assert report["top1_over_draws"] == 1.0 and report["rejection_over_draws"] == 1.0
 
 
 def test_a_random_encoder_scores_at_chance():
@@ -118,6 +120,73 @@ def test_recognition_counts_exactly_what_was_built():
     wrongly_recognised = sum((s + 1) % n_persons in set(members) for s in strangers)
     assert result["rejection_queries"] == per_person * enrolled
     assert result["rejection"] == pytest.approx(1 - wrongly_recognised / (per_person * enrolled))
+
+
+def noisy_persons(n_persons=24, per_person=5, noise=0.6, seed=0):
+    """(embeddings, labels): unit vectors around one direction per person, far enough apart
+    that some queries are answered right, some wrong and some strangers accepted."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(n_persons), per_person)
+    centres = rng.standard_normal((n_persons, 16))
+    vectors = centres[labels] + noise * rng.standard_normal((len(labels), 16))
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True), labels
+
+
+def recognition_at(tau, embeddings, labels, enrolled, seed):
+    """evaluate_recognition through the face database, with an encoder whose tau is `tau`."""
+    encoder = StandIn(None, embeddings.shape[1], tau)
+    encoder.tau_identify = tau
+    return evaluation.evaluate_recognition(encoder, embeddings, labels, enrolled, seed)
+
+
+def test_the_sweep_gives_what_the_database_answers_at_each_tau():
+    embeddings, labels = noisy_persons()
+    taus, top1, rejection = evaluation.recognition_sweep(embeddings, labels, enrolled=8, seed=1)
+    assert np.all(np.diff(taus) >= 0) and np.all(np.diff(top1) >= 0)
+    assert np.all(np.diff(rejection) <= 0)
+    assert 0 < top1.max() < 1 and 0 < rejection.min() < 1      # the example has all kinds
+    for i in range(0, len(taus), 7):
+        result = recognition_at(taus[i], embeddings, labels, 8, seed=1)
+        assert result["top1"] == pytest.approx(top1[i])
+        assert result["rejection"] == pytest.approx(rejection[i])
+
+
+def test_best_threshold_beats_every_other_tau_and_is_reached_at_its_own():
+    embeddings, labels = noisy_persons(seed=2)
+    tau, bound = evaluation.best_threshold(embeddings, labels, enrolled=8, seed=0)
+    reached = recognition_at(tau, embeddings, labels, 8, seed=0)
+    assert min(reached["top1"], reached["rejection"]) == pytest.approx(bound)
+    for other in np.linspace(0, 2.5, 26):
+        result = recognition_at(other, embeddings, labels, 8, seed=0)
+        assert min(result["top1"], result["rejection"]) <= bound + 1e-12
+
+
+def test_fit_identification_tau_maximises_the_sum_of_top1_and_rejection():
+    embeddings, labels = noisy_persons(seed=3)
+    tau = evaluation.fit_identification_tau(embeddings, labels, enrolled=8, seed=0)
+    fitted = recognition_at(tau, embeddings, labels, 8, seed=0)
+    for other in np.linspace(0, 2.5, 26):
+        result = recognition_at(other, embeddings, labels, 8, seed=0)
+        assert result["top1"] + result["rejection"] <= fitted["top1"] + fitted["rejection"] + 1e-12
+
+
+def test_recognition_over_draws_averages_the_draws_of_seeds_0_and_up():
+    embeddings, labels = noisy_persons(seed=4)
+    encoder = StandIn(None, 16, 0.6)
+    report = evaluation.recognition_over_draws(encoder, embeddings, labels, enrolled=8, draws=3)
+    draws = [evaluation.evaluate_recognition(encoder, embeddings, labels, 8, seed=s)
+             for s in range(3)]
+    for key in ("top1", "rejection", "top1_nearest"):
+        values = [draw[key] for draw in draws]
+        assert report[f"{key}_over_draws"] == pytest.approx(np.mean(values))
+        assert report[f"{key}_over_draws_range"] == [min(values), max(values)]
+    bounds = [evaluation.best_threshold(embeddings, labels, 8, seed=s)[1] for s in range(3)]
+    assert report["best_threshold_bound_per_draw"] == bounds
+    assert report["best_threshold_bound"] == pytest.approx(np.mean(bounds))
+    assert report["draws"] == 3 and len(report["best_threshold_per_draw"]) == 3
+    json.loads(json.dumps(report))
+    with pytest.raises(ValueError, match="draws: expected a positive number .* got 0"):
+        evaluation.recognition_over_draws(encoder, embeddings, labels, enrolled=8, draws=0)
 
 
 def test_split_persons():

@@ -402,8 +402,11 @@ def _add_evaluate(actions):
         "1e-2 and 1e-3 over 6000 balanced pairs, and the two pair classifiers. Recognition: "
         "100 persons enrolled from one picture each; top1 = their other pictures answered "
         "with the right name, rejection = pictures of 100 other persons answered 'not "
-        "recognized', both at the model's tau. Data: synthetic persons never used in "
-        "training (--seed, default 2), or --data DIR.")
+        "recognized', both at the model's tau; the same averaged over --draws draws of the "
+        "enrolled persons, and for each draw the best threshold chosen on these persons (the "
+        "tau that maximises the smaller of top1 and rejection: an upper bound for any fitted "
+        "tau). Data: synthetic persons never used in training (--seed, default 2), or --data "
+        "DIR.")
     parser.add_argument("model", metavar="MODEL.npz")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--seed", type=int, default=EVALUATION_SEED,
@@ -415,6 +418,9 @@ def _add_evaluate(actions):
                         help=f"K, persons enrolled (default {evaluation.ENROLLED})")
     parser.add_argument("--pairs", type=int, default=evaluation.EVALUATION_PAIRS,
                         help=f"verification pairs (default {evaluation.EVALUATION_PAIRS})")
+    parser.add_argument("--draws", type=int, default=evaluation.DRAWS, metavar="N",
+                        help=f"enrolment draws (seeds 0 .. N-1) to average recognition over "
+                        f"(default {evaluation.DRAWS}; 0 leaves them out)")
     parser.add_argument("--baseline", action="store_true",
                         help="also the raw-pixel baseline on the same pairs")
     parser.add_argument("--roc", metavar="ROC.png", help="draw the ROC curve there")
@@ -426,6 +432,8 @@ def _add_evaluate(actions):
 
 
 def run_evaluate(args):
+    if args.draws < 0:
+        raise InputError(f"--draws: expected 0 or more enrolment draws, got {args.draws}")
     encoder, arrays = _load_encoder(args.model, with_arrays=True)
     note = (lambda line: print(line, file=sys.stderr)) if args.json else print
     started = time.perf_counter()
@@ -445,7 +453,7 @@ def run_evaluate(args):
     embeddings = encoder(images)                # once, for the metrics and the pictures
     report = evaluation.evaluate(encoder, images, labels, classifiers, n_pairs=args.pairs,
                                  enrolled=args.enrolled, seed=args.seed if args.data is None else 0,
-                                 embeddings=embeddings)
+                                 embeddings=embeddings, draws=args.draws)
     if args.baseline:
         report["pixel_baseline_accuracy"] = evaluation.pixel_baseline(images, labels, args.pairs)
     report["data"] = source

@@ -21,6 +21,14 @@ never enrolled, should come back "not recognized":
     top1_nearest  the same without the threshold (the nearest is right)
     rejection  share of non-enrolled persons' pictures answered
                "not recognized" (d > tau_identify for every enrolled person)
+
+Which persons are enrolled moves top1 and rejection by several points, so
+`evaluate` also averages them over DRAWS enrolment draws (seeds 0, 1, ...),
+and reports for each draw the best threshold chosen on these very persons
+(`best_threshold`): the tau where the smaller of top1 and rejection is
+largest. No tau fitted on other persons can do better on both, so its mean
+over the draws, best_threshold_bound, says how far the encoder itself is
+from a target on both figures, wherever the fitted tau_identify lands.
 """
 
 import os
@@ -36,6 +44,7 @@ from .pair_classifier import KINDS, PairClassifier
 CLASSIFIER_PREFIX = "classifier."
 EVALUATION_PAIRS = 6000          # as many as LFW's protocol has
 ENROLLED = 100                   # K of the recognition test
+DRAWS = 6                        # enrolment draws that `evaluate` averages over
 
 
 def pair_embeddings(encoder, images, labels, n_pairs, seed, embeddings=None):
@@ -116,13 +125,14 @@ def evaluate_recognition(encoder, embeddings, labels, enrolled=ENROLLED, seed=0)
     }
 
 
-def fit_identification_tau(embeddings, labels, enrolled=ENROLLED, seed=0):
-    """The tau for 1:K that maximises (top1 + rejection) / 2 on these (validation) persons.
+def recognition_sweep(embeddings, labels, enrolled=ENROLLED, seed=0):
+    """(taus, top1, rejection): one enrolment draw's one-shot recognition at every tau at once.
 
-    Recognition is harder than verification: a stranger is compared with all K
-    enrolled persons, and is wrongly accepted if ANY of them is within tau, so
-    1:K needs a smaller tau than the best one for single pairs. Candidates are
-    the midpoints between consecutive distances of the simulated answers.
+    The draw and the answers of evaluate_recognition, from the distances alone:
+    each query's nearest enrolled person and its d do not depend on tau, so
+    top1(tau) counts the right answers with d <= tau and rejection(tau) the
+    strangers' pictures with d > tau. `taus` are 0 and the midpoints between
+    consecutive distances, which covers every value the two figures can take.
     """
     labels = np.asarray(labels)
     members, strangers = split_persons(labels, enrolled, seed)
@@ -139,11 +149,54 @@ def fit_identification_tau(embeddings, labels, enrolled=ENROLLED, seed=0):
     answer, d_query = nearest(embeddings[is_query])
     right = answer == labels[is_query]
     _, d_stranger = nearest(embeddings[np.isin(labels, strangers)])
-    candidates = np.sort(np.concatenate([d_query, d_stranger]))
-    candidates = np.concatenate([[0.0], (candidates[1:] + candidates[:-1]) / 2])
-    top1 = np.array([np.mean(right & (d_query <= tau)) for tau in candidates])
-    rejection = np.array([np.mean(d_stranger > tau) for tau in candidates])
-    return float(candidates[np.argmax(top1 + rejection)])
+    distances = np.sort(np.concatenate([d_query, d_stranger]))
+    taus = np.concatenate([[0.0], (distances[1:] + distances[:-1]) / 2])
+    top1 = np.searchsorted(np.sort(d_query[right]), taus, side="right") / len(d_query)
+    rejection = 1 - np.searchsorted(np.sort(d_stranger), taus, side="right") / len(d_stranger)
+    return taus, top1, rejection
+
+
+def fit_identification_tau(embeddings, labels, enrolled=ENROLLED, seed=0):
+    """The tau for 1:K that maximises (top1 + rejection) / 2 on these (validation) persons.
+
+    Recognition is harder than verification: a stranger is compared with all K
+    enrolled persons, and is wrongly accepted if ANY of them is within tau, so
+    1:K needs a smaller tau than the best one for single pairs.
+    """
+    taus, top1, rejection = recognition_sweep(embeddings, labels, enrolled, seed)
+    return float(taus[np.argmax(top1 + rejection)])
+
+
+def best_threshold(embeddings, labels, enrolled=ENROLLED, seed=0):
+    """(tau, bound): the tau that maximises min(top1, rejection) on THESE persons, and that min.
+
+    Chosen on the test persons themselves, it is an upper bound: no threshold
+    fitted on other persons gives both top1 and rejection above `bound` here.
+    """
+    taus, top1, rejection = recognition_sweep(embeddings, labels, enrolled, seed)
+    smaller = np.minimum(top1, rejection)
+    best = int(np.argmax(smaller))
+    return float(taus[best]), float(smaller[best])
+
+
+def recognition_over_draws(encoder, embeddings, labels, enrolled=ENROLLED, draws=DRAWS):
+    """evaluate_recognition for the enrolment draws of seeds 0 .. draws - 1: the mean and
+    (min, max) of top1, rejection and top1_nearest, best_threshold's bound and tau for each
+    draw, and best_threshold_bound, the bounds' mean."""
+    if isinstance(draws, bool) or not isinstance(draws, (int, np.integer)) or draws < 1:
+        raise ValueError(f"draws: expected a positive number of enrolment draws, got {draws!r}")
+    results = [evaluate_recognition(encoder, embeddings, labels, enrolled, seed)
+               for seed in range(draws)]
+    report = {"draws": int(draws)}
+    for key in ("top1", "rejection", "top1_nearest"):
+        values = [result[key] for result in results]
+        report[f"{key}_over_draws"] = float(np.mean(values))
+        report[f"{key}_over_draws_range"] = [float(np.min(values)), float(np.max(values))]
+    best = [best_threshold(embeddings, labels, enrolled, seed) for seed in range(draws)]
+    report["best_threshold_per_draw"] = [tau for tau, _ in best]
+    report["best_threshold_bound_per_draw"] = [bound for _, bound in best]
+    report["best_threshold_bound"] = float(np.mean(report["best_threshold_bound_per_draw"]))
+    return report
 
 
 def split_persons(labels, enrolled, seed):
@@ -157,9 +210,10 @@ def split_persons(labels, enrolled, seed):
 
 
 def evaluate(encoder, images, labels, classifiers=None, n_pairs=EVALUATION_PAIRS,
-             enrolled=ENROLLED, seed=0, embeddings=None):
+             enrolled=ENROLLED, seed=0, embeddings=None, draws=DRAWS):
     """Every metric of the module docstring as one JSON-serialisable dict
-    (`embeddings`: encoder(images), when computed already)."""
+    (`embeddings`: encoder(images), when computed already; draws=0 leaves out
+    recognition_over_draws)."""
     embeddings, pairs = pair_embeddings(encoder, images, labels, n_pairs, seed, embeddings)
     report = {"tau": float(encoder.tau),
               "tau_identify": float(getattr(encoder, "tau_identify", encoder.tau))}
@@ -167,6 +221,8 @@ def evaluate(encoder, images, labels, classifiers=None, n_pairs=EVALUATION_PAIRS
     verification["tau_fitted_here"] = verification.pop("tau")   # the model keeps its own tau
     report.update(verification)
     report.update(evaluate_recognition(encoder, embeddings, labels, enrolled, seed))
+    if draws:
+        report.update(recognition_over_draws(encoder, embeddings, labels, enrolled, draws))
     report["pairs"] = int(n_pairs)
     return report
 
