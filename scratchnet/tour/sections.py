@@ -147,7 +147,7 @@ def face(tour, section):
     test_embeddings = encoder(test_images)
     report = evaluation.evaluate(encoder, test_images, test_labels, classifiers,
                                  n_pairs=preset.face_pairs, enrolled=preset.face_enrolled,
-                                 seed=FACE_TEST_SEED, embeddings=test_embeddings)
+                                 seed=FACE_TEST_SEED, embeddings=test_embeddings, draws=0)
     baseline = evaluation.pixel_baseline(test_images, test_labels, preset.face_pairs)
     section.add(_face_table(report, baseline, preset))
     folder = tour.path("face")
