@@ -61,12 +61,22 @@ def atomic_write(path):
     _fsync_folder(folder)
 
 
+ZIP_MAGIC = b"PK"                  # an .npz is a zip archive
+NPY_MAGIC = b"\x93NUMPY"           # a single .npy array
+
+
 def load_npz(path):
     """The dict of arrays stored in the .npz file at `path`, in stored order.
 
     Reads with allow_pickle=False: a file holding Python objects raises
     ValueError instead of unpickling them.
     """
+    with open(path, "rb") as file:
+        start = file.read(len(NPY_MAGIC))
+    if not start.startswith(ZIP_MAGIC) and start != NPY_MAGIC:
+        # np.load would take any other file for a pickle and suggest unpickling it
+        raise ValueError(f"{path}: not an .npz archive of arrays (scratchnet reads arrays only, "
+                         f"never pickled objects)")
     loaded = np.load(os.fspath(path), allow_pickle=False)
     if not isinstance(loaded, np.lib.npyio.NpzFile):          # a single .npy array
         raise ValueError(f"{path}: a single .npy array, not an .npz archive of named arrays")

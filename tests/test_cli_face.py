@@ -69,7 +69,10 @@ def faces(tmp_path_factory):
 
 def run(capsys, *arguments):
     """(exit status, stdout, stderr) of `scratchnet face ARGUMENTS`."""
-    status = cli.main(["face", *map(str, arguments)])
+    try:
+        status = cli.main(["face", *map(str, arguments)])
+    except SystemExit as refused:        # argparse refused an option's value before any work
+        status = refused.code
     captured = capsys.readouterr()
     return status, captured.out, captured.err
 
@@ -121,16 +124,22 @@ def test_train_without_the_neck_and_with_two_negatives_per_pair(capsys, tmp_path
 
 
 @pytest.mark.parametrize("options, message", [
-    (["--steps", "0"], "steps: expected a positive int, got 0"),
-    (["--negatives-per-pair", "0"], "negatives_per_pair: expected a positive int, got 0"),
-    (["--batch-identities", "1"], "expected >= 2"),
+    (["--steps", "0"], "argument --steps: expected a positive integer, got '0'"),
+    (["--negatives-per-pair", "0"], "argument --negatives-per-pair: expected a positive integer"),
+    (["--batch-identities", "1"], "argument --batch-identities: expected an integer >= 2, got '1'"),
+    (["--per-identity", "1"], "argument --per-identity: expected an integer >= 2 \\(a triplet"),
+    (["--print-every", "0"], "argument --print-every: expected a positive integer, got '0'"),
+    (["--seed", "-1"], "argument --seed: expected an integer >= 0, got '-1'"),
+    (["--alpha", "inf"], "argument --alpha: expected a finite number >= 0, got 'inf'"),
+    (["--lr", "inf"], "argument --lr: expected a positive number, got 'inf'"),
     (["--out", "missing-folder/model.npz"], "--out: the folder .* does not exist"),
+    (["--out", "."], "--out: . is a folder; expected a file name"),
 ])
 def test_train_refuses_bad_options(options, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    status, _, err = run(capsys, "train", "--out", "m.npz", *TRAIN, *options)
-    assert status == 2
-    assert err.startswith("scratchnet face train: error:")
+    status, out, err = run(capsys, "train", "--out", "m.npz", *TRAIN, *options)
+    assert status == 2 and "training on" not in out         # refused before any work
+    assert "scratchnet face train: error:" in err and "Traceback" not in err
     assert re.search(message, err)
 
 
@@ -182,7 +191,40 @@ def test_evaluate_draws_zero_leaves_them_out_and_a_negative_count_is_refused(tra
     status, out, _ = run(capsys, "evaluate", trained[0], *EVALUATE, "--json", "--draws", "0")
     assert status == 0 and "best_threshold_bound" not in json.loads(out)
     status, _, err = run(capsys, "evaluate", trained[0], *EVALUATE, "--draws", "-1")
-    assert status == 2 and "--draws: expected 0 or more enrolment draws, got -1" in err
+    assert status == 2 and "argument --draws: expected an integer >= 0, got '-1'" in err
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--pairs", "9"], "argument --pairs: expected an integer >= 10, one per fold at least"),
+    (["--identities", "1"], "argument --identities: expected an integer >= 2, got '1'"),
+    (["--enrolled", "0"], "argument --enrolled: expected a positive integer, got '0'"),
+    (["--seed", "-1"], "argument --seed: expected an integer >= 0, got '-1'"),
+    (["--roc", "missing-folder/roc.png"], "--roc: the folder .* does not exist"),
+    (["--pictures", "a-file"], "--pictures: a-file is a file; expected a folder"),
+])
+def test_evaluate_refuses_bad_options_before_any_work(options, message, trained, capsys,
+                                                      tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a-file").write_text("not a folder")
+    status, _, err = run(capsys, "evaluate", trained[0], *EVALUATE, *options)
+    assert status == 2 and "evaluating on" not in err and "Traceback" not in err
+    assert re.search(message, err)
+
+
+def test_evaluate_says_when_it_enrols_fewer_persons_than_asked(trained, capsys):
+    status, out, err = run(capsys, "evaluate", trained[0], "--identities", "8", "--pairs", "40",
+                           "--enrolled", "10", "--draws", "1", "--json")
+    assert status == 0 and json.loads(out)["enrolled"] == 4
+    assert "note: --enrolled 10: 8 persons hold 4 to enrol and as many strangers" in err
+
+
+def test_evaluate_on_a_folder_of_one_person_is_an_input_error(trained, faces, capsys, tmp_path):
+    (tmp_path / "ada").mkdir()
+    for name in ("a0", "a1", "a2"):
+        shutil.copy(faces[name], tmp_path / "ada")
+    status, _, err = run(capsys, "evaluate", trained[0], "--data", tmp_path, "--pairs", "20")
+    assert status == 2 and "Traceback" not in err
+    assert "scratchnet face evaluate: error:" in err and "two persons" in err
 
 
 def test_evaluate_prints_a_table_without_json(trained, capsys):
@@ -221,7 +263,10 @@ def test_verify_json_gives_the_encoders_distance(trained, faces, capsys):
 def test_verify_refuses_a_negative_tau(trained, faces, capsys):
     status, _, err = run(capsys, "verify", faces["a0"], faces["a1"], "--model", trained[0],
                          "--tau", "-1")
-    assert status == 2 and "--tau: expected a number >= 0" in err
+    assert status == 2 and "argument --tau: expected a finite number >= 0, got '-1'" in err
+    status, _, err = run(capsys, "verify", faces["a0"], faces["a1"], "--model", trained[0],
+                         "--tau", "inf")
+    assert status == 2 and "got 'inf'" in err
 
 
 def test_a_missing_model_is_exit_2_with_a_hint(faces, capsys, tmp_path):
@@ -426,3 +471,38 @@ def test_calibrate_names_a_bad_pairs_line(model, pairs_file, capsys, tmp_path):
     assert status == 2 and "line 2: expected 'IMG1 IMG2 1|0'" in err
     status, _, err = run(capsys, "calibrate", tmp_path / "none.txt", "--model", model)
     assert status == 2 and "PAIRS: no file at" in err
+
+
+def test_calibrate_refuses_a_binary_file_and_pairs_of_one_kind(model, pairs_file, faces, capsys):
+    with open(model, "rb") as file:
+        before = file.read()
+    status, _, err = run(capsys, "calibrate", faces["a0"], "--model", model)
+    assert status == 2 and "is not a UTF-8 text file" in err and "Traceback" not in err
+    one_kind = pairs_file[0].parent / "same-only.txt"
+    one_kind.write_text("a0.png a1.png 1\nb0.png b1.png 1\n")
+    status, _, err = run(capsys, "calibrate", one_kind, "--model", model)
+    assert status == 2 and "expected both same (1) and different (0) pairs" in err
+    assert "got 2 same and 0 different" in err
+    with open(model, "rb") as file:
+        assert file.read() == before                       # nothing stored
+
+
+def test_a_checkpoint_or_a_text_file_is_refused_as_a_model(trained, faces, capsys, tmp_path):
+    checkpoint = str(trained[0]).replace(".npz", ".checkpoint.npz")
+    status, _, err = run(capsys, "verify", faces["a0"], faces["a1"], "--model", checkpoint)
+    assert status == 2 and "is a training checkpoint, not a finished model" in err
+    text = tmp_path / "model.npz"
+    text.write_text("not a model")
+    status, _, err = run(capsys, "verify", faces["a0"], faces["a1"], "--model", text)
+    assert status == 2 and "not an .npz archive of arrays" in err
+    assert "allow_pickle" not in err                # no advice to unpickle a file
+
+
+def test_identify_and_list_say_when_the_database_file_does_not_exist(trained, faces, capsys,
+                                                                     tmp_path):
+    missing = tmp_path / "typo.npz"
+    status, out, err = run(capsys, "identify", faces["a0"], "--model", trained[0], "--db", missing)
+    assert status == 0 and "not recognized" in out
+    assert f"note: no database file at {missing} yet" in err
+    status, _, err = run(capsys, "list", "--model", trained[0], "--db", missing)
+    assert status == 0 and "no database file at" in err and not missing.exists()

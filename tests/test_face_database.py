@@ -320,7 +320,8 @@ def test_identify_takes_one_picture(path, encoder):
 
 
 @pytest.mark.parametrize("name, error", [("", ValueError), (" Ann", ValueError),
-                                         ("A\0", ValueError), (7, TypeError)])
+                                         ("A\0", ValueError), ("Ann\nBob", ValueError),
+                                         ("Ann\tB", ValueError), (7, TypeError)])
 def test_bad_names_are_refused(path, encoder, name, error):
     with pytest.raises(error, match="name"):
         FaceDatabase(path, encoder).enroll(name, pictures(1, 0))

@@ -4,6 +4,7 @@ Each module has `add_parser(commands)`, which registers its subcommand on the
 argparse sub-parsers of scratchnet.cli, and the function that runs it.
 """
 
+import argparse
 import sys
 
 
@@ -29,3 +30,40 @@ def guarded(action):
             print(f"{' '.join(words)}: error: {error}", file=sys.stderr)
             return 2
     return run
+
+
+# Argument types: argparse calls them on the text of an option, and a value
+# they refuse becomes "argument --NAME: expected ..., got '...'", exit status 2,
+# before any work starts.
+
+def positive_int(text):
+    return _number(int, text, lambda v: v > 0, "a positive integer")
+
+
+def non_negative_int(text):
+    return _number(int, text, lambda v: v >= 0, "an integer >= 0")
+
+
+def int_at_least(minimum, why=""):
+    """An argument type for integers >= minimum; `why` is said after the expectation."""
+    def parse(text):
+        return _number(int, text, lambda v: v >= minimum, f"an integer >= {minimum}{why}")
+    return parse
+
+
+def positive_float(text):
+    return _number(float, text, lambda v: 0 < v < float("inf"), "a positive number")
+
+
+def non_negative_float(text):
+    return _number(float, text, lambda v: 0 <= v < float("inf"), "a finite number >= 0")
+
+
+def _number(kind, text, check, expected):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if not check(value):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+    return value

@@ -59,7 +59,15 @@ from ..face.dlib.files import ModelFileNotFound
 from ..face.dlib.pipeline import DlibFaceEncoder, draw_faces, faces_in_photo, load_photo
 from ..io.dlib_format import DlibFormatError
 from ..io.images import save_image
-from . import InputError, guarded
+from . import (
+    InputError,
+    guarded,
+    int_at_least,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 
 DEFAULT_MODEL = "face-model.npz"
 DEFAULT_DB = "face-db.npz"
@@ -145,35 +153,41 @@ def _add_train(actions):
     parser.add_argument("--out", required=True, metavar="MODEL.npz", help="where to write the model")
     parser.add_argument("--data", metavar="DIR",
                         help="train on DIR/<name>/*.jpg instead (10%% of the persons validate)")
-    parser.add_argument("--identities", type=int, default=1000, help="synthetic persons (default 1000)")
-    parser.add_argument("--per-identity", type=int, default=10,
+    parser.add_argument("--identities", type=int_at_least(2), default=1000,
+                        help="synthetic persons (default 1000)")
+    parser.add_argument("--per-identity", type=int_at_least(2, " (a triplet needs two pictures)"),
+                        default=10,
                         help="synthetic pictures per person (default 10)")
-    parser.add_argument("--validation-identities", type=int, default=VALIDATION_PERSONS,
+    parser.add_argument("--validation-identities", type=int_at_least(2),
+                        default=VALIDATION_PERSONS,
                         metavar="N", help=f"synthetic validation persons (default "
                         f"{VALIDATION_PERSONS})")
     defaults = TrainingSettings()
-    parser.add_argument("--steps", type=int, default=defaults.steps,
+    parser.add_argument("--steps", type=positive_int, default=defaults.steps,
                         help=f"batches to train on (default {defaults.steps})")
     parser.add_argument("--strategy", default=defaults.strategy,
                         choices=["batch_hard", "semi_hard", "random", "all"],
                         help=f"triplet selection in a batch (default {defaults.strategy})")
-    parser.add_argument("--negatives-per-pair", type=int, default=defaults.negatives_per_pair,
+    parser.add_argument("--negatives-per-pair", type=positive_int,
+                        default=defaults.negatives_per_pair,
                         metavar="K", help=f"triplets for each anchor and positive: the K "
                         f"hardest negatives (batch_hard), K nearest semi-hard ones (semi_hard) or "
                         f"K drawn ones (random); all takes every negative (default "
                         f"{defaults.negatives_per_pair})")
-    parser.add_argument("--alpha", type=float, default=defaults.alpha,
+    parser.add_argument("--alpha", type=non_negative_float, default=defaults.alpha,
                         help=f"the margin (default {defaults.alpha})")
-    parser.add_argument("--lr", type=float, default=defaults.lr,
+    parser.add_argument("--lr", type=positive_float, default=defaults.lr,
                         help=f"Adam's initial learning rate (default {defaults.lr})")
-    parser.add_argument("--batch-identities", type=int, default=defaults.identities_per_batch,
+    parser.add_argument("--batch-identities", type=int_at_least(2),
+                        default=defaults.identities_per_batch,
                         metavar="P", help=f"persons per batch (default {defaults.identities_per_batch})")
-    parser.add_argument("--batch-pictures", type=int, default=defaults.pictures_per_identity,
+    parser.add_argument("--batch-pictures", type=int_at_least(2),
+                        default=defaults.pictures_per_identity,
                         metavar="K",
                         help=f"pictures per person in a batch (default {defaults.pictures_per_identity})")
-    parser.add_argument("--width", type=int, default=defaults.width,
+    parser.add_argument("--width", type=positive_int, default=defaults.width,
                         help=f"channels of the encoder's first block (default {defaults.width})")
-    parser.add_argument("--convs-per-block", type=int, default=defaults.convs_per_block,
+    parser.add_argument("--convs-per-block", type=positive_int, default=defaults.convs_per_block,
                         help=f"conv + batch norm + ReLU layers in each of the encoder's blocks "
                         f"(default {defaults.convs_per_block})")
     parser.add_argument("--no-neck", action="store_true",
@@ -183,15 +197,16 @@ def _add_train(actions):
     parser.add_argument("--no-flip-average", action="store_true",
                         help="f(x) is the network's encoding of x alone, not the average of x "
                         "and its mirror image (one forward pass per picture instead of two)")
-    parser.add_argument("--seed", type=int, default=defaults.seed,
+    parser.add_argument("--seed", type=non_negative_int, default=defaults.seed,
                         help="seed of the weights, batches and augmentation (default 0)")
-    parser.add_argument("--validate-every", type=int, default=defaults.validate_every, metavar="N",
+    parser.add_argument("--validate-every", type=positive_int, default=defaults.validate_every,
+                        metavar="N",
                         help=f"validation accuracy every N steps (default "
                         f"{defaults.validate_every})")
-    parser.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every,
+    parser.add_argument("--checkpoint-every", type=positive_int, default=defaults.checkpoint_every,
                         metavar="N", help=f"write the checkpoint every N steps (default "
                         f"{defaults.checkpoint_every})")
-    parser.add_argument("--print-every", type=int, default=10, metavar="N",
+    parser.add_argument("--print-every", type=positive_int, default=10, metavar="N",
                         help="a progress line every N steps (default 10)")
     parser.add_argument("--resume", action="store_true",
                         help="continue from MODEL.checkpoint.npz")
@@ -295,7 +310,7 @@ def _add_verify(actions):
     parser.add_argument("first", metavar="IMG1")
     parser.add_argument("second", metavar="IMG2")
     _encoder_options(parser)
-    parser.add_argument("--tau", type=float,
+    parser.add_argument("--tau", type=non_negative_float,
                         help="the threshold on the squared distance (default: the model's; "
                         "0.36 = 0.6^2 for dlib, whose published 0.6 is Euclidean)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -304,7 +319,7 @@ def _add_verify(actions):
 
 def run_verify(args):
     encoder = _open_encoder(args)
-    tau = encoder.tau if args.tau is None else _check_tau(args.tau)
+    tau = encoder.tau if args.tau is None else args.tau
     paths = [args.first, args.second]
     if _uses_dlib(args):
         faces = [_largest_face(path, args.dlib_models) for path in paths]
@@ -343,6 +358,9 @@ def _add_calibrate(actions):
 def run_calibrate(args):
     encoder, arrays = _load_encoder(args.model, with_arrays=True)
     first_paths, second_paths, same = _read_pairs(args.pairs, args.images_root)
+    if same.all() or not same.any():
+        raise InputError(f"PAIRS: expected both same (1) and different (0) pairs to fit tau, "
+                         f"got {int(same.sum())} same and {int((~same).sum())} different")
     first = _load_pictures(first_paths, encoder.image_size)
     second = _load_pictures(second_paths, encoder.image_size, note=None)
     distances = encoder.distance(first, second)
@@ -375,22 +393,32 @@ def _read_pairs(path, images_root):
                  for first, second, same in folds
                  for (a, i), (b, j), s in zip(first, second, same)]
     else:
-        folder = os.path.dirname(os.path.abspath(path))
-        pairs = []
-        with open(path, encoding="utf-8") as file:
-            for number, line in enumerate(file, 1):
-                fields = line.split()
-                if not fields or fields[0].startswith("#"):
-                    continue
-                if len(fields) != 3 or fields[2] not in ("0", "1"):
-                    raise InputError(f"PAIRS: {path} line {number}: expected 'IMG1 IMG2 1|0', "
-                                     f"got {line.strip()!r}")
-                pairs.append((os.path.join(folder, fields[0]), os.path.join(folder, fields[1]),
-                              fields[2] == "1"))
+        try:
+            pairs = _read_plain_pairs(path)
+        except UnicodeDecodeError:
+            raise InputError(f"PAIRS: {path} is not a UTF-8 text file; expected lines "
+                             f"'IMG1 IMG2 1|0'") from None
     if not pairs:
         raise InputError(f"PAIRS: {path} lists no pairs")
     first, second, same = zip(*pairs)
     return list(first), list(second), np.array(same, dtype=bool)
+
+
+def _read_plain_pairs(path):
+    """[(IMG1, IMG2, same)] from lines 'IMG1 IMG2 1|0', paths relative to the file's folder."""
+    folder = os.path.dirname(os.path.abspath(path))
+    pairs = []
+    with open(path, encoding="utf-8") as file:
+        for number, line in enumerate(file, 1):
+            fields = line.split()
+            if not fields or fields[0].startswith("#"):
+                continue
+            if len(fields) != 3 or fields[2] not in ("0", "1"):
+                raise InputError(f"PAIRS: {path} line {number}: expected 'IMG1 IMG2 1|0', "
+                                 f"got {line.strip()!r}")
+            pairs.append((os.path.join(folder, fields[0]), os.path.join(folder, fields[1]),
+                          fields[2] == "1"))
+    return pairs
 
 
 # ------------------------------------------------------------------ evaluate
@@ -409,16 +437,18 @@ def _add_evaluate(actions):
         "DIR.")
     parser.add_argument("model", metavar="MODEL.npz")
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--seed", type=int, default=EVALUATION_SEED,
+    source.add_argument("--seed", type=non_negative_int, default=EVALUATION_SEED,
                         help=f"synthetic persons of this seed (default {EVALUATION_SEED})")
     source.add_argument("--data", metavar="DIR", help="DIR/<name>/*.jpg instead")
-    parser.add_argument("--identities", type=int, default=EVALUATION_PERSONS,
+    parser.add_argument("--identities", type=int_at_least(2), default=EVALUATION_PERSONS,
                         help=f"synthetic persons (default {EVALUATION_PERSONS})")
-    parser.add_argument("--enrolled", type=int, default=evaluation.ENROLLED,
+    parser.add_argument("--enrolled", type=positive_int, default=evaluation.ENROLLED,
                         help=f"K, persons enrolled (default {evaluation.ENROLLED})")
-    parser.add_argument("--pairs", type=int, default=evaluation.EVALUATION_PAIRS,
-                        help=f"verification pairs (default {evaluation.EVALUATION_PAIRS})")
-    parser.add_argument("--draws", type=int, default=evaluation.DRAWS, metavar="N",
+    parser.add_argument("--pairs", type=int_at_least(10, ", one per fold at least"),
+                        default=evaluation.EVALUATION_PAIRS,
+                        help=f"verification pairs, 10 or more (default "
+                        f"{evaluation.EVALUATION_PAIRS})")
+    parser.add_argument("--draws", type=non_negative_int, default=evaluation.DRAWS, metavar="N",
                         help=f"enrolment draws (seeds 0 .. N-1) to average recognition over "
                         f"(default {evaluation.DRAWS}; 0 leaves them out)")
     parser.add_argument("--baseline", action="store_true",
@@ -432,8 +462,13 @@ def _add_evaluate(actions):
 
 
 def run_evaluate(args):
-    if args.draws < 0:
-        raise InputError(f"--draws: expected 0 or more enrolment draws, got {args.draws}")
+    try:
+        if args.roc:
+            _check_writable(args.roc, "--roc")
+        if args.pictures and os.path.exists(args.pictures) and not os.path.isdir(args.pictures):
+            raise ValueError(f"--pictures: {args.pictures} is a file; expected a folder")
+    except ValueError as error:
+        raise InputError(str(error)) from None
     encoder, arrays = _load_encoder(args.model, with_arrays=True)
     note = (lambda line: print(line, file=sys.stderr)) if args.json else print
     started = time.perf_counter()
@@ -448,12 +483,20 @@ def run_evaluate(args):
         except (ValueError, FileNotFoundError) as error:
             raise InputError(str(error)) from None
         source = args.data
-    note(f"evaluating on {len(images)} pictures of {len(np.unique(labels))} persons ({source})")
+    n_persons = len(np.unique(labels))
+    note(f"evaluating on {len(images)} pictures of {n_persons} persons ({source})")
+    if args.enrolled > n_persons // 2:
+        note(f"note: --enrolled {args.enrolled}: {n_persons} persons hold {n_persons // 2} to "
+             f"enrol and as many strangers; enrolling {n_persons // 2}")
     classifiers = evaluation.classifiers_from_arrays(arrays)
     embeddings = encoder(images)                # once, for the metrics and the pictures
-    report = evaluation.evaluate(encoder, images, labels, classifiers, n_pairs=args.pairs,
-                                 enrolled=args.enrolled, seed=args.seed if args.data is None else 0,
-                                 embeddings=embeddings, draws=args.draws)
+    try:
+        report = evaluation.evaluate(encoder, images, labels, classifiers, n_pairs=args.pairs,
+                                     enrolled=args.enrolled,
+                                     seed=args.seed if args.data is None else 0,
+                                     embeddings=embeddings, draws=args.draws)
+    except ValueError as error:                  # too few persons or pictures in --data
+        raise InputError(str(error)) from None
     if args.baseline:
         report["pixel_baseline_accuracy"] = evaluation.pixel_baseline(images, labels, args.pairs)
     report["data"] = source
@@ -496,7 +539,7 @@ def _add_database_actions(actions):
         "With --model dlib, each IMG is a photograph and every face in it gets an answer, "
         "with its box (left, top, right, bottom).")
     identify.add_argument("images", nargs="+", metavar="IMG")
-    identify.add_argument("--tau", type=float,
+    identify.add_argument("--tau", type=non_negative_float,
                           help="the threshold on the squared distance (default: the model's "
                           "tau_identify, fitted for 1:K; 0.36 = 0.6^2 for dlib)")
     identify.add_argument("--json", action="store_true",
@@ -529,6 +572,13 @@ def _open_database(args, tau=None):
         raise InputError(str(error)) from None
 
 
+def _note_if_missing(database):
+    """A mistyped --db reads as an empty database: say so on stderr."""
+    if not os.path.exists(database.path):
+        print(f"note: no database file at {database.path} yet: nobody is enrolled there",
+              file=sys.stderr)
+
+
 def run_enroll(args):
     database = _open_database(args)
     if _uses_dlib(args):
@@ -549,7 +599,8 @@ def run_enroll(args):
 def run_identify(args):
     if args.out is not None and (not _uses_dlib(args) or len(args.images) != 1):
         raise InputError("-o/--out: drawing the answers needs --model dlib and exactly one IMG")
-    database = _open_database(args, tau=None if args.tau is None else _check_tau(args.tau))
+    database = _open_database(args, tau=args.tau)
+    _note_if_missing(database)
     if _uses_dlib(args):
         return _identify_faces(args, database)
     images = _load_pictures(args.images, database.encoder.image_size)
@@ -601,6 +652,7 @@ def _json_distance(distance):
 
 def run_list(args):
     database = _open_database(args)
+    _note_if_missing(database)
     if not len(database):
         print(f"{database.path}: nobody enrolled")
     for name in database.names():
@@ -661,9 +713,13 @@ def _load_encoder(path, with_arrays=False):
         raise InputError(f"--model {DLIB}: this action needs a trained MODEL.npz; dlib's "
                          f"pretrained model works with verify, enroll, identify, list and remove")
     try:
-        return load_encoder(path, with_arrays=with_arrays)
+        encoder, arrays = load_encoder(path, with_arrays=True)
     except (FileNotFoundError, ValueError) as error:
         raise InputError(str(error)) from None
+    if "trainer.rng" in arrays:
+        raise InputError(f"model: {path} is a training checkpoint, not a finished model (its tau "
+                         f"is not fitted yet); `scratchnet face train --resume` finishes it")
+    return (encoder, arrays) if with_arrays else encoder
 
 
 def _uses_dlib(args):
@@ -753,16 +809,13 @@ def _side_lengths(path):
         return image.height, image.width
 
 
-def _check_tau(tau):
-    if not tau >= 0:
-        raise InputError(f"--tau: expected a number >= 0, got {tau}")
-    return float(tau)
-
-
-def _check_writable(path):
+def _check_writable(path, option="--out"):
+    """A file can be written at `path`: its folder exists and it is not a folder itself."""
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise ValueError(f"--out: the folder {folder} does not exist")
+        raise ValueError(f"{option}: the folder {folder} does not exist")
+    if os.path.isdir(path):
+        raise ValueError(f"{option}: {path} is a folder; expected a file name")
 
 
 def _note(line):

@@ -28,7 +28,13 @@ from ..io import VGG19_CONV_LAYERS, WeightsFormatError
 from ..io.images import load_image, save_image
 from ..models import vgg19
 from ..style_transfer import INITS, OPTIMIZERS, Settings, StyleTransfer, progression_strip
-from . import InputError
+from . import (
+    InputError,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 
 DEMO_FOLDER = "style-demo"
 # The demo: a modest size and iteration count, so it takes a few minutes on 2 cores.
@@ -85,10 +91,10 @@ def add_parser(commands):
 
 def _add_image_options(parser):
     group = parser.add_argument_group("images and network")
-    group.add_argument("--size", type=_positive_int, metavar="N",
+    group.add_argument("--size", type=positive_int, metavar="N",
                        help=f"longest side of the content image in pixels (default {DEFAULT_SIZE}; "
                        "the result has this size)")
-    group.add_argument("--style-scale", type=_positive_float, metavar="X",
+    group.add_argument("--style-scale", type=positive_float, metavar="X",
                        help="longest side of each style image, as a multiple of the content's "
                        "(default 1)")
     group.add_argument("--weights", metavar="PATH",
@@ -107,11 +113,11 @@ def _add_image_options(parser):
 
 def _add_cost_options(parser):
     group = parser.add_argument_group("the cost J(G)")
-    group.add_argument("--content-weight", type=_non_negative_float, metavar="ALPHA",
+    group.add_argument("--content-weight", type=non_negative_float, metavar="ALPHA",
                        help=f"alpha (default {Settings.content_weight:g})")
-    group.add_argument("--style-weight", type=_non_negative_float, metavar="BETA",
+    group.add_argument("--style-weight", type=non_negative_float, metavar="BETA",
                        help=f"beta (default {Settings.style_weight:g})")
-    group.add_argument("--tv-weight", type=_non_negative_float, metavar="W",
+    group.add_argument("--tv-weight", type=non_negative_float, metavar="W",
                        help="weight of the total-variation term, which smooths G (default 0)")
     group.add_argument("--content-layer", metavar="LAYER",
                        help=f"layer of J_content (default {Settings.content_layer})")
@@ -130,21 +136,21 @@ def _add_cost_options(parser):
 
 def _add_optimisation_options(parser):
     group = parser.add_argument_group("optimisation")
-    group.add_argument("--iterations", type=_positive_int, metavar="N",
+    group.add_argument("--iterations", type=positive_int, metavar="N",
                        help=f"number of iterations (default {Settings.iterations})")
     group.add_argument("--init", choices=INITS,
                        help="initial G: noise (the slide), noisy content (the assignment, "
                        "default) or content")
     group.add_argument("--optimizer", choices=OPTIMIZERS,
                        help="adam (default) or lbfgs (scipy's L-BFGS-B)")
-    group.add_argument("--lr", type=_positive_float,
+    group.add_argument("--lr", type=positive_float,
                        help=f"Adam's step size in pixel units, 0 to 1 (default {Settings.lr:g})")
-    group.add_argument("--seed", type=_non_negative_int,
+    group.add_argument("--seed", type=non_negative_int,
                        help="seed of the initial noise (default 0)")
-    group.add_argument("--save-every", type=_non_negative_int, metavar="K",
+    group.add_argument("--save-every", type=non_negative_int, metavar="K",
                        help="write the image every K iterations, and a progression strip "
                        "at the end (default 0: only the result)")
-    group.add_argument("--print-every", type=_non_negative_int, metavar="K",
+    group.add_argument("--print-every", type=non_negative_int, metavar="K",
                        help=f"a progress line every K iterations (default "
                        f"{Settings.print_every}; 0: none)")
 
@@ -322,35 +328,9 @@ def _note(line):
 
 # ------------------------------------------------------------- option parsing
 
-def _number(kind, text, check, expected):
-    try:
-        value = kind(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
-    if not check(value):
-        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
-    return value
-
-
-def _positive_int(text):
-    return _number(int, text, lambda v: v > 0, "a positive integer")
-
-
-def _non_negative_int(text):
-    return _number(int, text, lambda v: v >= 0, "an integer >= 0")
-
-
-def _positive_float(text):
-    return _number(float, text, lambda v: 0 < v < float("inf"), "a positive number")
-
-
-def _non_negative_float(text):
-    return _number(float, text, lambda v: 0 <= v < float("inf"), "a number >= 0")
-
-
 def _weights_list(text):
     """'0.7,0.3' -> (0.7, 0.3)."""
-    return tuple(_non_negative_float(part) for part in text.split(","))
+    return tuple(non_negative_float(part) for part in text.split(","))
 
 
 def _style_layers(text):
@@ -361,5 +341,5 @@ def _style_layers(text):
     pairs = []
     for entry in entries:
         name, _, weight = entry.partition(":")
-        pairs.append((name, _non_negative_float(weight) if weight else 1.0 / len(entries)))
+        pairs.append((name, non_negative_float(weight) if weight else 1.0 / len(entries)))
     return tuple(pairs)

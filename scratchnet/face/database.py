@@ -323,9 +323,9 @@ def _check_tau(tau, name):
 def _check_name(name):
     if not isinstance(name, str):
         raise TypeError(f"name: expected a str, got {type(name).__name__}")
-    if not name or name.strip() != name or "\0" in name:
-        raise ValueError(f"name: expected a non-empty name without spaces at either end, "
-                         f"got {name!r}")
+    if not name or name.strip() != name or not name.isprintable():
+        raise ValueError(f"name: expected a non-empty name without spaces at either end or "
+                         f"control characters (new lines, tabs ...), got {name!r}")
 
 
 def _check_counts(counts, n_names):
