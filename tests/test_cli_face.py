@@ -211,11 +211,15 @@ def test_evaluate_refuses_bad_options_before_any_work(options, message, trained,
     assert re.search(message, err)
 
 
-def test_evaluate_says_when_it_enrols_fewer_persons_than_asked(trained, capsys):
+def test_evaluate_notes_fewer_enrolled_persons_and_repeated_pairs(trained, capsys):
     status, out, err = run(capsys, "evaluate", trained[0], "--identities", "8", "--pairs", "40",
                            "--enrolled", "10", "--draws", "1", "--json")
     assert status == 0 and json.loads(out)["enrolled"] == 4
     assert "note: --enrolled 10: 8 persons hold 4 to enrol and as many strangers" in err
+    assert "repeat" not in err                         # 20 same pairs of 8 x 45 possible
+    status, _, err = run(capsys, "evaluate", trained[0], "--identities", "8", "--pairs", "1000",
+                         "--draws", "1", "--json")
+    assert status == 0 and "make 360 distinct same-person pairs, so the 500 drawn repeat" in err
 
 
 def test_evaluate_on_a_folder_of_one_person_is_an_input_error(trained, faces, capsys, tmp_path):

@@ -488,6 +488,11 @@ def run_evaluate(args):
     if args.enrolled > n_persons // 2:
         note(f"note: --enrolled {args.enrolled}: {n_persons} persons hold {n_persons // 2} to "
              f"enrol and as many strangers; enrolling {n_persons // 2}")
+    counts = np.unique(labels, return_counts=True)[1]
+    distinct_same = int(np.sum(counts * (counts - 1) // 2))
+    if args.pairs // 2 > distinct_same:
+        note(f"note: --pairs {args.pairs}: these pictures make {distinct_same} distinct "
+             f"same-person pairs, so the {args.pairs // 2} drawn repeat some")
     classifiers = evaluation.classifiers_from_arrays(arrays)
     embeddings = encoder(images)                # once, for the metrics and the pictures
     try:
