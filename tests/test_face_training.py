@@ -81,8 +81,11 @@ def interrupt_at(step):
     ({"identities_per_batch": 1}, "identities_per_batch and pictures_per_identity: expected >= 2"),
     ({"pictures_per_identity": 1}, "expected >= 2"),
     ({"strategy": "hardest"}, "strategy: expected one of batch_hard, semi_hard, random, all"),
-    ({"alpha": -0.1}, "alpha >= 0 and lr > 0 expected"),
-    ({"lr": 0.0}, "alpha >= 0 and lr > 0 expected"),
+    ({"alpha": -0.1}, "alpha: expected a finite number >= 0, got -0.1"),
+    ({"alpha": float("inf")}, "alpha: expected a finite number >= 0, got inf"),
+    ({"alpha": float("nan")}, "alpha: expected a finite number >= 0, got nan"),
+    ({"lr": 0.0}, "lr: expected a finite number > 0, got 0.0"),
+    ({"lr": float("inf")}, "lr: expected a finite number > 0, got inf"),
 ])
 def test_bad_settings_are_named(changes, message):
     with pytest.raises(ValueError, match=message):

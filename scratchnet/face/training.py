@@ -104,9 +104,10 @@ class TrainingSettings:
         if self.strategy not in STRATEGIES:
             raise ValueError(f"strategy: expected one of {', '.join(STRATEGIES)}, "
                              f"got {self.strategy!r}")
-        if not self.alpha >= 0 or not self.lr > 0:
-            raise ValueError(f"alpha >= 0 and lr > 0 expected, got alpha={self.alpha!r}, "
-                             f"lr={self.lr!r}")
+        if not 0 <= self.alpha < np.inf:
+            raise ValueError(f"alpha: expected a finite number >= 0, got {self.alpha!r}")
+        if not 0 < self.lr < np.inf:
+            raise ValueError(f"lr: expected a finite number > 0, got {self.lr!r}")
         check_device(self.device)
         return self
 
