@@ -462,13 +462,7 @@ def _add_evaluate(actions):
 
 
 def run_evaluate(args):
-    try:
-        if args.roc:
-            _check_writable(args.roc, "--roc")
-        if args.pictures and os.path.exists(args.pictures) and not os.path.isdir(args.pictures):
-            raise ValueError(f"--pictures: {args.pictures} is a file; expected a folder")
-    except ValueError as error:
-        raise InputError(str(error)) from None
+    _check_evaluation_outputs(args)
     encoder, arrays = _load_encoder(args.model, with_arrays=True)
     note = (lambda line: print(line, file=sys.stderr)) if args.json else print
     started = time.perf_counter()
@@ -483,16 +477,8 @@ def run_evaluate(args):
         except (ValueError, FileNotFoundError) as error:
             raise InputError(str(error)) from None
         source = args.data
-    n_persons = len(np.unique(labels))
-    note(f"evaluating on {len(images)} pictures of {n_persons} persons ({source})")
-    if args.enrolled > n_persons // 2:
-        note(f"note: --enrolled {args.enrolled}: {n_persons} persons hold {n_persons // 2} to "
-             f"enrol and as many strangers; enrolling {n_persons // 2}")
-    counts = np.unique(labels, return_counts=True)[1]
-    distinct_same = int(np.sum(counts * (counts - 1) // 2))
-    if args.pairs // 2 > distinct_same:
-        note(f"note: --pairs {args.pairs}: these pictures make {distinct_same} distinct "
-             f"same-person pairs, so the {args.pairs // 2} drawn repeat some")
+    note(f"evaluating on {len(images)} pictures of {len(np.unique(labels))} persons ({source})")
+    _note_what_the_persons_allow(args, labels, note)
     classifiers = evaluation.classifiers_from_arrays(arrays)
     embeddings = encoder(images)                # once, for the metrics and the pictures
     try:
@@ -521,6 +507,30 @@ def run_evaluate(args):
         for key, value in report.items():
             print(f"{key:<28} {value:.4f}" if isinstance(value, float) else f"{key:<28} {value}")
     return 0
+
+
+def _check_evaluation_outputs(args):
+    """--roc and --pictures can be written: said before the evaluation, not after it."""
+    if args.roc:
+        try:
+            _check_writable(args.roc, "--roc")
+        except ValueError as error:
+            raise InputError(str(error)) from None
+    if args.pictures and os.path.exists(args.pictures) and not os.path.isdir(args.pictures):
+        raise InputError(f"--pictures: {args.pictures} is a file; expected a folder")
+
+
+def _note_what_the_persons_allow(args, labels, note):
+    """Notes when --enrolled or --pairs ask for more than these persons' pictures give."""
+    counts = np.unique(labels, return_counts=True)[1]
+    n_persons = len(counts)
+    if args.enrolled > n_persons // 2:
+        note(f"note: --enrolled {args.enrolled}: {n_persons} persons hold {n_persons // 2} to "
+             f"enrol and as many strangers; enrolling {n_persons // 2}")
+    distinct_same = int(np.sum(counts * (counts - 1) // 2))
+    if args.pairs // 2 > distinct_same:
+        note(f"note: --pairs {args.pairs}: these pictures make {distinct_same} distinct "
+             f"same-person pairs, so the {args.pairs // 2} drawn repeat some")
 
 
 # ------------------------------------------------------------------ the database
