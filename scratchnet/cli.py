@@ -26,6 +26,7 @@ import sys
 import time
 
 from ._memory import keep_freed_memory
+from .commands import InputError, guarded, non_negative_int, positive_int
 from .commands import face as face_command
 from .commands import style as style_command
 from .commands import tasks as tasks_command
@@ -39,7 +40,7 @@ def _check(args):
 
     unknown = set(args.op or ()) - set(check.CASES)
     if unknown:
-        raise SystemExit(f"--op: unknown op(s) {sorted(unknown)}; known: {', '.join(check.CASES)}")
+        raise InputError(f"--op: unknown op(s) {sorted(unknown)}; known: {', '.join(check.CASES)}")
     started = time.perf_counter()
     passed = check.run(seed=args.seed, per_op=args.per_op, only=args.op)
     seconds = time.perf_counter() - started
@@ -63,12 +64,13 @@ def build_parser():
         "differentiable op on random configurations drawn from a seed, and print "
         "a table: op, configuration, max error, verdict. Exit status 1 if any fails.",
     )
-    check.add_argument("--seed", type=int, default=0, help="seed of the configurations (default 0)")
-    check.add_argument("--per-op", type=int, default=3, metavar="K",
+    check.add_argument("--seed", type=non_negative_int, default=0,
+                       help="seed of the configurations (default 0)")
+    check.add_argument("--per-op", type=positive_int, default=3, metavar="K",
                        help="configurations per op (default 3)")
     check.add_argument("--op", action="append", metavar="NAME",
                        help="check only this op (repeatable)")
-    check.set_defaults(run=_check)
+    check.set_defaults(run=guarded(_check))
     face_command.add_parser(commands)
     style_command.add_parser(commands)
     visualize_command.add_parser(commands)

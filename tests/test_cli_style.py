@@ -176,3 +176,21 @@ def test_weights_convert_of_a_bad_file_exits_2(tmp_path, capsys):
     assert "conv1_1.weight" in capsys.readouterr().err
     assert cli.main(["weights", "convert", str(tmp_path / "missing.pth"),
                      str(tmp_path / "out.npz")]) == 2
+
+
+def test_weights_convert_refuses_an_out_it_cannot_write_before_reading(tmp_path, capsys):
+    missing = str(tmp_path / "missing.pth")        # never read: OUT is refused first
+    assert cli.main(["weights", "convert", missing, str(tmp_path / "no" / "out.npz")]) == 2
+    assert "OUT: the folder" in capsys.readouterr().err
+    (tmp_path / "taken.npz").mkdir()
+    assert cli.main(["weights", "convert", missing, str(tmp_path / "taken.npz")]) == 2
+    assert "is a folder; expected a file name" in capsys.readouterr().err
+
+
+def test_demo_refuses_a_file_or_an_empty_name_as_its_folder(tmp_path, capsys):
+    taken = tmp_path / "taken"
+    taken.write_text("a file")
+    for folder, message in ((str(taken), "--demo: expected a folder, got the file"),
+                            ("", "--demo: expected a folder name, got ''")):
+        assert cli.main(["style", "--demo", folder, "--weights", "random", "--size", "32"]) == 2
+        assert message in capsys.readouterr().err

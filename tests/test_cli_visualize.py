@@ -13,7 +13,10 @@ FAST = ["--weights", "random", "--size", "32", "--count", "4"]
 
 
 def run(argv, capsys):
-    status = cli.main(["visualize", *argv])
+    try:
+        status = cli.main(["visualize", *argv])
+    except SystemExit as refused:        # argparse refused an option's value
+        status = refused.code
     captured = capsys.readouterr()
     return status, captured.out, captured.err
 
@@ -105,7 +108,9 @@ def test_dlib(tmp_path, capsys):
     (["--layers", "conv1_1", "--unit", "64"], "units: layer conv1_1 has 64 units (0 ... 63)"),
     (["--model", "nope"], "--model: expected vgg19, face, dlib"),
     (["--images", "missing-folder"], "--images: missing-folder is not a folder"),
-    (["--units", "0"], "--units: expected a positive number"),
+    (["--units", "0"], "argument --units: expected a positive integer, got '0'"),
+    (["--size", "0"], "argument --size: expected a positive integer, got '0'"),
+    (["--maximize", "--steps", "0"], "argument --steps: expected a positive integer"),
 ])
 def test_bad_input_exits_2_and_says_why(argv, message, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -124,3 +129,17 @@ def test_an_empty_image_folder(tmp_path, capsys):
     status, _, stderr = run([*FAST, "--images", str(tmp_path), "-o", str(tmp_path / "o.png")],
                             capsys)
     assert status == 2 and "--images: no pictures (.jpg" in stderr
+
+
+@pytest.mark.parametrize("output, message", [
+    ("out.txt", "-o out.txt: the file name must end in .png, .jpg or .jpeg"),
+    ("folder.png", "-o folder.png: is a folder"),
+    ("a-file/out.png", "-o: expected a folder, got the file"),
+])
+def test_an_unusable_output_is_refused_before_the_scan(output, message, tmp_path, capsys,
+                                                        monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "folder.png").mkdir()
+    (tmp_path / "a-file").write_text("not a folder")
+    status, out, stderr = run([*FAST, "-o", output], capsys)
+    assert status == 2 and message in stderr and "scanning" not in out + stderr

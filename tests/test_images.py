@@ -192,6 +192,14 @@ def test_random_bytes_are_not_an_image(tmp_path):
         load_image(path)
 
 
+def test_a_decompression_bomb_is_refused_not_unpacked(tmp_path, monkeypatch):
+    # Pillow refuses more than twice MAX_IMAGE_PIXELS; lowered here, a small picture is a bomb
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    path = write(tmp_path, "bomb.png", Image.new("RGB", (64, 64)))
+    with pytest.raises(ValueError, match="bomb.png: too many pixels to read safely"):
+        load_image(path)
+
+
 def test_truncated_jpeg_is_not_an_image(tmp_path):
     noise = np.random.default_rng(2).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     whole = write(tmp_path, "whole.jpg", Image.fromarray(noise))

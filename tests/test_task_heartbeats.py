@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from scipy.signal import butter, filtfilt, find_peaks
 
+from scratchnet import cli
 from scratchnet.commands import tasks as task_command
 from scratchnet.tasks import classify, heartbeats
 from scratchnet.tasks.heartbeats import (BRADYCARDIA, CLASS_NAMES, FIBRILLATION, NORMAL, PVC,
@@ -176,3 +177,12 @@ def test_the_command_prints_the_table_and_writes_pictures_and_numbers(tmp_path, 
                      "task-heartbeats.json"]
     numbers = json.loads((tmp_path / "task-heartbeats.json").read_text())
     assert numbers["name"] == "heartbeats" and sum(map(sum, numbers["confusion"])) == 20
+
+
+def test_the_command_refuses_an_out_that_is_a_file_before_training(tmp_path, capsys):
+    taken = tmp_path / "taken"
+    taken.write_text("a file")
+    assert cli.main(["task", "heartbeats", "--quick", "--out", str(taken)]) == 2
+    captured = capsys.readouterr()
+    assert "scratchnet task: error: --out: expected a folder, got the file" in captured.err
+    assert "epoch" not in captured.out

@@ -5,6 +5,7 @@ argparse sub-parsers of scratchnet.cli, and the function that runs it.
 """
 
 import argparse
+import os
 import sys
 
 
@@ -67,3 +68,31 @@ def _number(kind, text, check, expected):
     if not check(value):
         raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
     return value
+
+
+# Output paths, checked before the work that would fill them.
+
+PICTURE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+
+
+def checked_picture_output(output, option="-o"):
+    """`output` if a picture can be written there: a .png or .jpg name, not a folder, in a
+    folder that exists or is made now; else an InputError naming `option`."""
+    if os.path.splitext(output)[1].lower() not in PICTURE_EXTENSIONS:
+        raise InputError(f"{option} {output}: the file name must end in .png, .jpg or .jpeg")
+    if os.path.isdir(output):
+        raise InputError(f"{option} {output}: is a folder; give a file name such as "
+                         f"{output}/out.png")
+    checked_folder(os.path.dirname(os.path.abspath(output)), option)
+    return output
+
+
+def checked_folder(folder, option):
+    """`folder`, made now if missing; an InputError naming `option` if it cannot be."""
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise InputError(f"{option}: expected a folder, got the file {folder!r}")
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as error:
+        raise InputError(f"{option}: cannot create the folder {folder} ({error})") from None
+    return folder

@@ -30,6 +30,8 @@ from ..models import vgg19
 from ..style_transfer import INITS, OPTIMIZERS, Settings, StyleTransfer, progression_strip
 from . import (
     InputError,
+    checked_folder,
+    checked_picture_output,
     non_negative_float,
     non_negative_int,
     positive_float,
@@ -44,7 +46,6 @@ DEMO_OPTIONS = {
     "tv_weight": 0.0005, "preserve_colors": True, "save_every": 25, "print_every": 10,
 }
 DEFAULT_SIZE = 256
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 STRIP_HEIGHT = 128
 
 EXAMPLES = """examples:
@@ -192,7 +193,12 @@ def _prepare(args):
     """Read the images and the weights, check every option: a _Job, or an InputError."""
     demo = args.demo is not None
     content_path, style_paths = _image_paths(args, demo)
-    output = os.path.join(args.demo, "result.png") if demo else _checked_output(args.output)
+    if demo:
+        if not args.demo:
+            raise InputError("--demo: expected a folder name, got ''")
+        output = os.path.join(checked_folder(args.demo, "--demo"), "result.png")
+    else:
+        output = checked_picture_output(args.output)
     options = _options(args, demo)
     settings = _settings(options)
     _check_device_usable(settings.device)
@@ -228,19 +234,6 @@ def _image_paths(args, demo):
     if not args.output:
         raise InputError("-o OUT.png is required: where to write the result")
     return args.images[0], args.images[1:]
-
-
-def _checked_output(output):
-    if os.path.splitext(output)[1].lower() not in IMAGE_EXTENSIONS:
-        raise InputError(f"-o {output}: the file name must end in .png, .jpg or .jpeg")
-    if os.path.isdir(output):
-        raise InputError(f"-o {output}: is a folder; give a file name such as {output}/out.png")
-    folder = os.path.dirname(os.path.abspath(output))
-    try:
-        os.makedirs(folder, exist_ok=True)  # now, not after the run
-    except OSError as error:
-        raise InputError(f"-o {output}: cannot create the folder {folder} ({error})") from error
-    return output
 
 
 def _options(args, demo):

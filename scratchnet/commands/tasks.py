@@ -16,6 +16,7 @@ import os
 from ..io.images import save_image
 from ..serialize import atomic_write
 from ..tasks import TASKS
+from . import checked_folder, guarded, non_negative_int
 
 
 def add_parser(commands):
@@ -30,24 +31,21 @@ def add_parser(commands):
     parser.add_argument("name", choices=sorted(TASKS), help="the task to run")
     parser.add_argument("--quick", action="store_true",
                         help="less data and fewer epochs (about 20 s instead of about 90 s)")
-    parser.add_argument("--seed", type=int, default=0,
+    parser.add_argument("--seed", type=non_negative_int, default=0,
                         help="seed of the data, the initial weights and the shuffles (default 0)")
     parser.add_argument("--out", metavar="DIR",
                         help="folder for the pictures and the numbers (default: task-NAME)")
-    parser.set_defaults(run=_run)
+    parser.set_defaults(run=guarded(_run))
     return parser
 
 
 def _run(args):
-    if args.seed < 0:
-        raise SystemExit(f"--seed: expected an int >= 0, got {args.seed}")
+    out = checked_folder(args.out or f"task-{args.name}", "--out")     # before the training
     task = TASKS[args.name]
     preset = task.QUICK if args.quick else task.FULL
     result = task.run(dataclasses.replace(preset, seed=args.seed),
                       progress=lambda line: print(f"{args.name}: {line}", flush=True))
     print(result.table())
-    out = args.out or f"task-{args.name}"
-    os.makedirs(out, exist_ok=True)
     for name, picture in result.pictures.items():
         save_image(picture, os.path.join(out, f"task-{args.name}-{name}.png"))
     with atomic_write(os.path.join(out, f"task-{args.name}.json")) as file:

@@ -29,7 +29,7 @@ from ..face.encoder import load_encoder
 from ..face.synthetic import synthetic_faces
 from ..io.images import load_image, resize_image, save_image
 from ..models import FaceEncoder, vgg19
-from . import InputError, guarded
+from . import InputError, checked_picture_output, guarded, non_negative_int, positive_int
 
 DEFAULT_SIZE = {"vgg19": 128, "dlib": CHIP_SIZE}    # the face encoder: its image_size
 MAXIMIZE_SIZE = 96
@@ -68,9 +68,9 @@ def add_parser(commands):
     parser.add_argument("-o", "--output", metavar="OUT.png", help="the picture to write")
     parser.add_argument("--layers", nargs="+", metavar="L",
                         help="layer names (default: one per resolution, up to five)")
-    parser.add_argument("--units", type=int, default=4, metavar="K",
+    parser.add_argument("--units", type=positive_int, default=4, metavar="K",
                         help="units per layer, the K most excited (default 4)")
-    parser.add_argument("--unit", type=int, action="append", metavar="U",
+    parser.add_argument("--unit", type=non_negative_int, action="append", metavar="U",
                         help="show channel U of every layer (repeatable; replaces --units)")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--images", metavar="DIR",
@@ -78,16 +78,16 @@ def add_parser(commands):
     source.add_argument("--demo", action="store_true",
                         help="scan the shipped photos (synthetic faces for face models); "
                         "the default")
-    parser.add_argument("--count", type=int, default=16, metavar="N",
+    parser.add_argument("--count", type=positive_int, default=16, metavar="N",
                         help="how many demo images (default 16)")
-    parser.add_argument("--size", type=int, metavar="S",
+    parser.add_argument("--size", type=positive_int, metavar="S",
                         help="image side in pixels (default 128, 96 with --maximize; face "
                         "models: their input size)")
     parser.add_argument("--any-position", action="store_true",
                         help="allow several patches from one image (default: one per image)")
     parser.add_argument("--maximize", action="store_true",
                         help="activation maximisation instead of nine patches")
-    parser.add_argument("--steps", type=int, default=60,
+    parser.add_argument("--steps", type=positive_int, default=60,
                         help="gradient-ascent steps with --maximize (default 60)")
     parser.add_argument("--summary", action="store_true",
                         help="print the model's summary (shapes, parameters, receptive fields)"
@@ -107,9 +107,7 @@ def _visualize(args):
         return 0
     if not args.output:
         raise InputError("-o OUT.png is needed (or --summary)")
-    _check_positive("--units", args.units)
-    _check_positive("--count", args.count)
-    _check_positive("--size", size)
+    checked_picture_output(args.output)                      # before a long scan
     layers = args.layers or visualize.default_layers(model)
     started = time.perf_counter()
     try:
@@ -195,11 +193,6 @@ def _folder_images(folder, size):
         top, left = (picture.shape[1] - side) // 2, (picture.shape[2] - side) // 2
         squares.append(resize_image(picture[:, top:top + side, left:left + side], (size, size)))
     return np.stack(squares)
-
-
-def _check_positive(option, value):
-    if value < 1:
-        raise InputError(f"{option}: expected a positive number, got {value}")
 
 
 def _note(line):

@@ -78,6 +78,11 @@ def _list_places():
 def _convert(args):
     if not args.output.lower().endswith(".npz"):
         raise InputError(f"OUT must end in .npz, got {args.output!r}")
+    if os.path.isdir(args.output):
+        raise InputError(f"OUT: {args.output} is a folder; expected a file name")
+    folder = os.path.dirname(os.path.abspath(args.output))
+    if not os.path.isdir(folder):
+        raise InputError(f"OUT: the folder {folder} does not exist")
     try:
         weights = io.convert_weights(args.input, args.output)
     except (OSError, ValueError) as error:

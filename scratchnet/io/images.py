@@ -101,6 +101,8 @@ def _read_rgb(path):
             upright = ImageOps.exif_transpose(opened)
     except (UnidentifiedImageError, OSError) as error:
         raise ValueError(f"{path}: not an image Pillow can read ({error})") from error
+    except Image.DecompressionBombError as error:   # a small file that unpacks to gigabytes
+        raise ValueError(f"{path}: too many pixels to read safely ({error})") from error
     return _as_float_rgb(upright)
 
 
