@@ -145,7 +145,8 @@ def _add_optimisation_options(parser):
     group.add_argument("--optimizer", choices=OPTIMIZERS,
                        help="adam (default) or lbfgs (scipy's L-BFGS-B)")
     group.add_argument("--lr", type=positive_float,
-                       help=f"Adam's step size in pixel units, 0 to 1 (default {Settings.lr:g})")
+                       help=f"Adam's step size, in the units of pixels that span 0 to 1 (default "
+                       f"{Settings.lr:g}; lbfgs takes no step size)")
     group.add_argument("--seed", type=non_negative_int,
                        help="seed of the initial noise (default 0)")
     group.add_argument("--save-every", type=non_negative_int, metavar="K",

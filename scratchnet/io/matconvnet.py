@@ -42,7 +42,7 @@ def read(path):
     if "layers" not in contents:
         raise WeightsFormatError(
             f"{path}: a MATLAB file without a 'layers' variable is not a MatConvNet "
-            f"SimpleNN network (variables: {sorted(k for k in contents if not k.startswith('__'))})")
+            f"SimpleNN network (variables: {sorted(name for name, _, _ in scipy.io.whosmat(path))})")
     params = {}
     for fields in _layer_structs(contents["layers"], path):
         name = _matlab_string(fields.get("name"))
