@@ -106,7 +106,8 @@ def test_dlib(tmp_path, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["--layers", "conv9_9"], "layer: expected one of conv1_1, conv1_2"),
     (["--layers", "conv1_1", "--unit", "64"], "units: layer conv1_1 has 64 units (0 ... 63)"),
-    (["--model", "nope"], "--model: expected vgg19, face, dlib"),
+    (["--model", "nope"], "--model: expected vgg19, face, dlib or the path of a face encoder "
+                          "file, got 'nope' (no file there)"),
     (["--images", "missing-folder"], "--images: missing-folder is not a folder"),
     (["--units", "0"], "argument --units: expected a positive integer, got '0'"),
     (["--size", "0"], "argument --size: expected a positive integer, got '0'"),

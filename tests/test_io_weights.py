@@ -449,6 +449,9 @@ def test_truncated_files_are_reported_with_their_name(tmp_path, fmt):
 def test_missing_file_is_a_file_not_found_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no such weights file"):
         load_vgg19_weights(tmp_path / "absent.mat")
+    (tmp_path / "weights.pth").mkdir()
+    with pytest.raises(FileNotFoundError, match="weights.pth: a folder, not a weights file"):
+        load_vgg19_weights(tmp_path / "weights.pth")
 
 
 # --------------------------------------------------------------- validation

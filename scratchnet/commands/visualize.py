@@ -161,7 +161,7 @@ def _load_model(model, weights):
     except (ModelFileNotFound, OSError, ValueError) as error:
         raise InputError(str(error)) from None
     raise InputError(f"--model: expected vgg19, face, dlib or the path of a face encoder file, "
-                     f"got {model!r}")
+                     f"got {model!r} (no file there)")
 
 
 def _images(args, kind, size):

@@ -72,6 +72,8 @@ SCRATCHNET_FILE = "vgg19.npz"
 def load_vgg19_weights(path=None, widths=VGG19_WIDTHS):
     """The VGG19 conv weights in `path` (or in the first file found), checked and converted."""
     path = find_vgg19_weights() if path is None else os.fspath(path)
+    if os.path.isdir(path):
+        raise FileNotFoundError(f"{path}: a folder, not a weights file")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such weights file")
     params, preprocess = READERS[detect_format(path)](path)
