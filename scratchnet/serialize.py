@@ -61,8 +61,8 @@ def atomic_write(path):
     _fsync_folder(folder)
 
 
-ZIP_MAGIC = b"PK"                  # an .npz is a zip archive
-NPY_MAGIC = b"\x93NUMPY"           # a single .npy array
+ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")   # an .npz is a zip archive (or an empty one)
+NPY_MAGIC = b"\x93NUMPY"                        # a single .npy array
 
 
 def load_npz(path):
@@ -73,14 +73,13 @@ def load_npz(path):
     """
     with open(path, "rb") as file:
         start = file.read(len(NPY_MAGIC))
-    if not start.startswith(ZIP_MAGIC) and start != NPY_MAGIC:
+    if start == NPY_MAGIC:
+        raise ValueError(f"{path}: a single .npy array, not an .npz archive of named arrays")
+    if not start.startswith(ZIP_MAGICS):
         # np.load would take any other file for a pickle and suggest unpickling it
         raise ValueError(f"{path}: not an .npz archive of arrays (scratchnet reads arrays only, "
                          f"never pickled objects)")
-    loaded = np.load(os.fspath(path), allow_pickle=False)
-    if not isinstance(loaded, np.lib.npyio.NpzFile):          # a single .npy array
-        raise ValueError(f"{path}: a single .npy array, not an .npz archive of named arrays")
-    with loaded as archive:
+    with np.load(os.fspath(path), allow_pickle=False) as archive:
         return {name: archive[name] for name in archive.files}
 
 

@@ -87,6 +87,16 @@ def checked_picture_output(output, option="-o"):
     return output
 
 
+def check_file_output(path, option):
+    """A file can be written at `path`: its folder exists and it is not a folder itself;
+    else an InputError naming `option`."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise InputError(f"{option}: the folder {folder} does not exist")
+    if os.path.isdir(path):
+        raise InputError(f"{option}: {path} is a folder; expected a file name")
+
+
 def checked_folder(folder, option):
     """`folder`, made now if missing; an InputError naming `option` if it cannot be."""
     if os.path.exists(folder) and not os.path.isdir(folder):

@@ -61,6 +61,7 @@ from ..io.dlib_format import DlibFormatError
 from ..io.images import save_image
 from . import (
     InputError,
+    check_file_output,
     guarded,
     int_at_least,
     non_negative_float,
@@ -227,7 +228,7 @@ def run_train(args):
         device=args.device)
     try:
         settings.check()
-        _check_writable(args.out)
+        check_file_output(args.out, "--out")
         _check_device_usable(args.device)
         (images, labels), validation, source = _training_data(args)
     except (ValueError, FileNotFoundError) as error:
@@ -512,10 +513,7 @@ def run_evaluate(args):
 def _check_evaluation_outputs(args):
     """--roc and --pictures can be written: said before the evaluation, not after it."""
     if args.roc:
-        try:
-            _check_writable(args.roc, "--roc")
-        except ValueError as error:
-            raise InputError(str(error)) from None
+        check_file_output(args.roc, "--roc")
     if args.pictures and os.path.exists(args.pictures) and not os.path.isdir(args.pictures):
         raise InputError(f"--pictures: {args.pictures} is a file; expected a folder")
 
@@ -822,15 +820,6 @@ def _load_pictures(paths, size, note=print):
 def _side_lengths(path):
     with Image.open(path) as image:
         return image.height, image.width
-
-
-def _check_writable(path, option="--out"):
-    """A file can be written at `path`: its folder exists and it is not a folder itself."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise ValueError(f"{option}: the folder {folder} does not exist")
-    if os.path.isdir(path):
-        raise ValueError(f"{option}: {path} is a folder; expected a file name")
 
 
 def _note(line):

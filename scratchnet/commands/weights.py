@@ -9,7 +9,7 @@ Exit status 2 when a file is missing or cannot be read as VGG19 weights.
 import os
 
 from .. import io
-from . import InputError, guarded
+from . import InputError, check_file_output, guarded
 
 
 def add_parser(commands):
@@ -78,11 +78,7 @@ def _list_places():
 def _convert(args):
     if not args.output.lower().endswith(".npz"):
         raise InputError(f"OUT must end in .npz, got {args.output!r}")
-    if os.path.isdir(args.output):
-        raise InputError(f"OUT: {args.output} is a folder; expected a file name")
-    folder = os.path.dirname(os.path.abspath(args.output))
-    if not os.path.isdir(folder):
-        raise InputError(f"OUT: the folder {folder} does not exist")
+    check_file_output(args.output, "OUT")
     try:
         weights = io.convert_weights(args.input, args.output)
     except (OSError, ValueError) as error:
