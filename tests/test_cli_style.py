@@ -149,6 +149,31 @@ def test_weights_info_lists_the_places_searched(tmp_path, monkeypatch, capsys):
     assert "vgg19-dcbb9e9d.pth" in out and "none found" in out
 
 
+def test_weights_info_agrees_with_style_on_a_missing_environment_file(tmp_path, monkeypatch,
+                                                                       capsys):
+    """$SCRATCHNET_WEIGHTS naming no file stops style transfer; weights info says so too
+    (it used to report the random-weights fallback that style transfer does not take)."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    missing = str(tmp_path / "nosuch.mat")
+    monkeypatch.setenv("SCRATCHNET_WEIGHTS", missing)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["weights", "info"]) == 2
+    captured = capsys.readouterr()
+    assert f"missing  {missing}" in captured.out and "none found" not in captured.out
+    assert "which is not a file: style transfer stops" in captured.err
+
+
+def test_weights_info_names_the_file_style_transfer_would_use(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    weights = _tiny_weights_file(tmp_path / "tiny.npz")
+    monkeypatch.setenv("SCRATCHNET_WEIGHTS", weights)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["weights", "info"]) == 0
+    assert f"would use: {weights}" in capsys.readouterr().out
+
+
 def test_weights_info_describes_a_file(tmp_path, capsys):
     weights = _tiny_weights_file(tmp_path / "tiny.npz")
     assert cli.main(["weights", "info", weights]) == 0

@@ -61,15 +61,17 @@ def _info(args):
 
 
 def _list_places():
+    """Print the places searched and the one style transfer would use; the same search as
+    style transfer's (io.find_vgg19_weights), so the two always agree."""
     print("VGG19 weights are looked for in these places, in order:")
-    found = None
     for path, where in io.weights_search_paths():
-        exists = os.path.isfile(path)
-        found = found or (path if exists else None)
-        print(f"  {'found  ' if exists else 'missing'}  {path}  ({where})")
-    if found:
-        print(f"would use: {found}")
-    else:
+        print(f"  {'found  ' if os.path.isfile(path) else 'missing'}  {path}  ({where})")
+    try:
+        print(f"would use: {io.find_vgg19_weights()}")
+    except io.WeightsNotFound as error:
+        if os.environ.get("SCRATCHNET_WEIGHTS"):  # named by the user: no fallback
+            raise InputError(f"{error}: style transfer stops with this error until "
+                             "it names a weights file or is unset") from None
         print("none found: style transfer falls back to random weights (a weaker result); "
               "put a file in one of these places, set $SCRATCHNET_WEIGHTS, or pass --weights PATH")
     return 0
