@@ -85,10 +85,20 @@ def test_a_large_image_is_downscaled_with_a_note(pictures, tmp_path, capsys):
 @pytest.mark.parametrize("arguments, message", [
     (["--style-layers", "conv1_1:0.5,conv9_1"], "conv9_1"),
     (["--style-blend", "1,1,1"], "style_blend"),
+    (["--size", "12"], "--size 12: content.png becomes 12x10 pixels, but reaching conv5_1 "
+                       "takes at least 16 on each side; raise --size"),
+    (["--style-scale", "0.25"], "--style-scale 0.25: style.jpg becomes 8x8 pixels"),
 ])
 def test_bad_option_values_exit_2(pictures, tmp_path, capsys, arguments, message):
     assert cli.main(["style", *pictures, "-o", str(tmp_path / "o.png"), *FAST, *arguments]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_small_picture_runs_when_the_cost_stops_at_shallow_layers(pictures, tmp_path):
+    """The size check follows the layers asked for: 12x10 pixels reach conv3_1 (two poolings)."""
+    status = cli.main(["style", *pictures, "-o", str(tmp_path / "o.png"), *FAST, "--size", "12",
+                       "--content-layer", "conv3_1", "--style-layers", "conv1_1,conv2_1"])
+    assert status == 0
 
 
 def test_usage_errors_exit_2(pictures, tmp_path, capsys):

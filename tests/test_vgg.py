@@ -122,6 +122,17 @@ def test_unknown_layer_and_too_small_image_are_explained(tiny):
         tiny.features(np.zeros((1, 4, 8, 8), dtype=np.float32), ["conv1_1"])
 
 
+@pytest.mark.parametrize("layers, side", [
+    ("conv1_2", 1), (["conv2_1"], 2), (["conv1_1", "conv4_2"], 8), (["conv5_1", "conv1_1"], 16),
+])
+def test_smallest_input_halves_once_per_pooling_before_the_deepest_layer(tiny, layers, side):
+    assert tiny.smallest_input(layers) == side
+    tiny.features(np.zeros((1, 3, side, side), dtype=np.float32), layers)  # reaches them
+    if side > 1:
+        with pytest.raises(ValueError, match="too small"):
+            tiny.features(np.zeros((1, 3, side - 1, side), dtype=np.float32), layers)
+
+
 RECIPES = [
     Preprocess("RGB", 1.0, IMAGENET_MEAN, IMAGENET_STD, source="torchvision-like"),
     Preprocess("BGR", 255.0, (103.939, 116.779, 123.68), source="caffe-like"),

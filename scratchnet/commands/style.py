@@ -207,6 +207,7 @@ def _prepare(args):
     style_size = max(1, round(options["style_scale"] * max(content.shape[1:])))
     styles = [_load(path, style_size) for path in style_paths]
     model = _model(args.weights, options["pooling"])
+    _check_sizes(model, settings, options, (content_path, content), zip(style_paths, styles))
     try:
         problem = StyleTransfer(model, content, styles, settings)
     except ValueError as error:
@@ -221,6 +222,23 @@ def _prepare(args):
         progression = None
     extras = {"content": content, "styles": styles}
     return _Job(problem, output, progression, extras, args.demo)
+
+
+def _check_sizes(model, settings, options, content, styles):
+    """Each picture is large enough for the layers it goes through (G, the content's size,
+    through all of J's layers; each style through J_style's): else an InputError that names
+    the option to raise. `content` is (path, image), `styles` (path, image) pairs."""
+    style_layers = [name for name, _ in settings.style_layers]
+    pictures = [(content, [settings.content_layer] + style_layers, f"--size {options['size']}")]
+    pictures += [(style, style_layers, f"--style-scale {options['style_scale']:g}")
+                 for style in styles]
+    for (path, image), layers, option in pictures:
+        smallest = model.smallest_input(layers)
+        if min(image.shape[1:]) < smallest:
+            deepest = max(layers, key=model.layer_names.index)
+            raise InputError(f"{option}: {os.path.basename(path)} becomes {image.shape[2]}x"
+                             f"{image.shape[1]} pixels, but reaching {deepest} takes at least "
+                             f"{smallest} on each side; raise {option.split()[0]}")
 
 
 def _image_paths(args, demo):

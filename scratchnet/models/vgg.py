@@ -270,10 +270,16 @@ class VGG19(Module):
                 f"got {unknown if unknown else 'none'}")
         return wanted
 
+    def smallest_input(self, layers):
+        """The smallest n_H and n_W (pixels) of an input that reaches every one of `layers`:
+        2^p for the p poolings (each halves the picture) before the deepest of them."""
+        wanted = self._checked_layer_names(layers)
+        deepest = max(self.layer_names.index(name) for name in wanted)
+        return 2 ** sum(self.layer_names.index(name) < deepest for name in POOL_AFTER)
+
     def _check_input(self, x, deepest):
         _check_images("x", x)
-        poolings = sum(self.layer_names.index(name) < deepest for name in POOL_AFTER)
-        smallest = 2 ** poolings
+        smallest = self.smallest_input(self.layer_names[deepest])
         if min(x.shape[2:]) < smallest:
             raise ValueError(
                 f"x: an image of {x.shape[2]}x{x.shape[3]} pixels is too small to reach "
