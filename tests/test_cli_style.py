@@ -101,6 +101,20 @@ def test_a_small_picture_runs_when_the_cost_stops_at_shallow_layers(pictures, tm
     assert status == 0
 
 
+@pytest.mark.parametrize("folder, option", [("o_0002.png", "--save-every"),
+                                            ("o_progression.png", "--save-every")])
+def test_a_folder_where_a_side_picture_goes_is_refused_before_the_run(pictures, tmp_path, capsys,
+                                                                      folder, option):
+    """--save-every writes o_0001.png, o_0002.png and o_progression.png beside o.png; a folder
+    of one of those names used to end the finished run in a traceback."""
+    (tmp_path / folder).mkdir()
+    assert cli.main(["style", *pictures, "-o", str(tmp_path / "o.png"), *FAST,
+                     "--save-every", "1"]) == 2
+    err = capsys.readouterr().err
+    assert f"{option}: {tmp_path / folder} is a folder" in err and "iteration" not in err
+    assert not (tmp_path / "o.png").exists()
+
+
 def test_usage_errors_exit_2(pictures, tmp_path, capsys):
     assert cli.main(["style", pictures[0], "-o", str(tmp_path / "o.png")]) == 2
     assert cli.main(["style", *pictures]) == 2
@@ -229,3 +243,11 @@ def test_demo_refuses_a_file_or_an_empty_name_as_its_folder(tmp_path, capsys):
                             ("", "--demo: expected a folder name, got ''")):
         assert cli.main(["style", "--demo", folder, "--weights", "random", "--size", "32"]) == 2
         assert message in capsys.readouterr().err
+
+
+def test_demo_refuses_a_folder_where_one_of_its_pictures_goes(tmp_path, capsys):
+    (tmp_path / "demo" / "style.png").mkdir(parents=True)
+    assert cli.main(["style", "--demo", str(tmp_path / "demo"), "--weights", "random",
+                     "--size", "32"]) == 2
+    assert "--demo: " in capsys.readouterr().err
+    assert not (tmp_path / "demo" / "content.png").exists()  # nothing written before the check

@@ -30,6 +30,7 @@ from ..models import vgg19
 from ..style_transfer import INITS, OPTIMIZERS, Settings, StyleTransfer, progression_strip
 from . import (
     InputError,
+    check_file_output,
     checked_folder,
     checked_picture_output,
     non_negative_float,
@@ -186,8 +187,13 @@ class _Job:
         every = self.problem.settings.save_every
         if every and progress.iteration % every == 0 \
                 and progress.iteration != progress.iterations:
-            stem, extension = os.path.splitext(self.output)
-            save_image(progress.image, f"{stem}_{progress.iteration:04d}{extension}")
+            save_image(progress.image, _intermediate_path(self.output, progress.iteration))
+
+
+def _intermediate_path(output, iteration):
+    """out.png, 25 -> out_0025.png: where --save-every writes iteration `iteration`."""
+    stem, extension = os.path.splitext(output)
+    return f"{stem}_{iteration:04d}{extension}"
 
 
 def _prepare(args):
@@ -214,14 +220,30 @@ def _prepare(args):
         raise InputError(str(error)) from error
     if demo:
         progression = os.path.join(args.demo, "progression.png")
-        for name, image in (("content.png", content), ("style.png", styles[0])):
-            save_image(image, os.path.join(args.demo, name))
-    elif settings.save_every:
-        progression = os.path.splitext(output)[0] + "_progression.png"
+        demo_pictures = [(os.path.join(args.demo, "content.png"), content),
+                         (os.path.join(args.demo, "style.png"), styles[0])]
     else:
-        progression = None
+        progression = (os.path.splitext(output)[0] + "_progression.png"
+                       if settings.save_every else None)
+        demo_pictures = []
+    _check_side_outputs(output, settings, [progression] + [path for path, _ in demo_pictures],
+                        "--demo" if demo else "--save-every")
+    for path, image in demo_pictures:
+        save_image(image, path)
     extras = {"content": content, "styles": styles}
     return _Job(problem, output, progression, extras, args.demo)
+
+
+def _check_side_outputs(output, settings, others, option):
+    """No folder stands where the run will write a picture besides `output` (checked by
+    checked_picture_output): the --save-every iterations, and `others` (given by `option`;
+    None entries skipped)."""
+    every = settings.save_every
+    for iteration in range(every, settings.iterations, every) if every else []:
+        check_file_output(_intermediate_path(output, iteration), "--save-every")
+    for path in others:
+        if path is not None:
+            check_file_output(path, option)
 
 
 def _check_sizes(model, settings, options, content, styles):
