@@ -105,7 +105,9 @@ def test_dlib(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["--layers", "conv9_9"], "layer: expected one of conv1_1, conv1_2"),
-    (["--layers", "conv1_1", "--unit", "64"], "units: layer conv1_1 has 64 units (0 ... 63)"),
+    (["--layers", "conv1_1", "--unit", "64"], "--unit 64: layer conv1_1 has 64 units (0 ... 63)"),
+    (["--layers", "conv1_1", "conv3_1", "--unit", "100", "--maximize"],
+     "--unit 100: layer conv1_1 has 64 units"),
     (["--model", "nope"], "--model: expected vgg19, face, dlib or the path of a face encoder "
                           "file, got 'nope' (no file there)"),
     (["--images", "missing-folder"], "--images: missing-folder is not a folder"),
@@ -117,8 +119,24 @@ def test_bad_input_exits_2_and_says_why(argv, message, tmp_path, capsys, monkeyp
     monkeypatch.chdir(tmp_path)
     status, _, stderr = run([*FAST, *argv, "-o", "out.png"], capsys)
     assert status == 2
-    assert message in stderr
+    assert message in stderr and "maximising" not in stderr and "scanning" not in stderr
     assert not (tmp_path / "out.png").exists()
+
+
+def test_more_units_than_a_layer_has_shows_them_all_with_a_note(tmp_path, capsys):
+    """--units 3 on a face encoder of width 2 (block1: 2 units, block2: 4): block1 shows its
+    two, block2 three, and a note says so; --maximize draws as many."""
+    path = tmp_path / "face.npz"
+    Encoder(FaceEncoder(width=2, seed=0)).save(path)
+    for extra, wanted in (([], "scanning"), (["--maximize", "--steps", "1"], "maximising")):
+        out = tmp_path / f"units{len(extra)}.png"
+        status, _, stderr = run(["--model", str(path), "--count", "4", "--layers", "block1",
+                                 "block2", "--units", "3", *extra, "-o", str(out)], capsys)
+        assert status == 0 and out.is_file() and wanted in stderr
+        assert "--units 3: showing all the units of block1 (2)" in stderr
+        assert "block2" not in stderr.split("showing all the units of")[1].splitlines()[0]
+    assert "maximising block1 unit 1" in stderr and "maximising block1 unit 2" not in stderr
+    assert "maximising block2 unit 2" in stderr
 
 
 def test_output_is_required(capsys):

@@ -30,7 +30,7 @@ from scratchnet.visualize import (
     unit_grid,
 )
 from scratchnet.visualize.figures import patch_cell
-from scratchnet.visualize.layers import network_input, run_layers
+from scratchnet.visualize.layers import layer_channels, network_input, run_layers
 from scratchnet.visualize.patches import STRIPES, TopActivations
 
 TINY = (4, 4, 6, 6, 6)
@@ -216,6 +216,13 @@ def test_layer_figure_for_five_layers(tiny_vgg):
     assert 0 <= figure.min() and figure.max() <= 1
     chosen = layer_figure(tiny_vgg, ["conv1_1"], images, units={"conv1_1": [3]}, cell=8)
     assert chosen.shape[2] < figure.shape[2]          # one unit, one row
+
+
+def test_layer_channels_counts_the_units_of_each_layer():
+    """Channels grow w, 2w, 4w over the face encoder's blocks (its architecture)."""
+    encoder = FaceEncoder(width=3, blocks=3, seed=0)
+    assert layer_channels(encoder, ["block3", "block1"], 64) == {"block1": 3, "block3": 12}
+    assert encoder.training                  # looked at, not changed
 
 
 def test_default_layers_of_the_face_models():

@@ -113,11 +113,12 @@ def _visualize(args):
     try:
         for layer in layers:
             check_layer(model, layer)  # before a long scan
+        units = _units(args, visualize.layer_channels(model, layers, size))
         if args.maximize:
-            picture = _maximized(model, layers, args, size)
+            picture = _maximized(model, layers, units, args, size)
         else:
             images = _images(args, name, size)
-            picture = _patches(model, layers, images, args)
+            picture = _patches(model, layers, images, units, args)
         save_image(picture, args.output)
     except ValueError as error:  # an unknown layer or unit, an unusable picture
         raise InputError(str(error)) from None
@@ -125,18 +126,36 @@ def _visualize(args):
     return 0
 
 
-def _patches(model, layers, images, args):
+def _units(args, channels):
+    """Dict from layer to the channels to show: --unit's for every layer (each must exist),
+    or None per layer for the --units strongest (the first --units with --maximize), cut to
+    the layer's channels with a note."""
+    if args.unit:
+        for layer, count in channels.items():
+            missing = [u for u in args.unit if u >= count]
+            if missing:
+                raise InputError(f"--unit {missing[0]}: layer {layer} has {count} units "
+                                 f"(0 ... {count - 1})")
+        return {layer: list(args.unit) for layer in channels}
+    fewer = {layer: count for layer, count in channels.items() if count < args.units}
+    if fewer:
+        _note(f"--units {args.units}: showing all the units of "
+              + ", ".join(f"{layer} ({count})" for layer, count in fewer.items()))
+    return {layer: None if not args.maximize else list(range(min(args.units, count)))
+            for layer, count in channels.items()}
+
+
+def _patches(model, layers, images, units, args):
     _note(f"scanning {len(images)} images of {images.shape[2]}x{images.shape[3]} through "
           f"{', '.join(layers)}")
-    units = {layer: args.unit for layer in layers} if args.unit else None
+    chosen = {layer: channels for layer, channels in units.items() if channels is not None}
     return visualize.layer_figure(
-        model, layers, images, units_per_layer=args.units, units=units,
+        model, layers, images, units_per_layer=args.units, units=chosen,
         distinct_images=not args.any_position,
         progress=lambda done, total: _note(f"  {done}/{total} images"))
 
 
-def _maximized(model, layers, args, size):
-    units = args.unit or list(range(args.units))
+def _maximized(model, layers, units, args, size):
     return visualize.maximized_figure(
         model, layers, units, image_size=size, steps=args.steps,
         progress=lambda layer, unit: _note(f"  maximising {layer} unit {unit}"))

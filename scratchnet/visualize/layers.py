@@ -27,8 +27,10 @@ preprocessing, dlib's mean subtraction), or leaves them as they are.
 
 import contextlib
 
+import numpy as np
+
 from ..nn import Module, Sequential
-from ..tensor import Tensor
+from ..tensor import Tensor, no_grad
 
 
 def named_layers(model):
@@ -92,6 +94,15 @@ def run_layers(model, x, wanted):
     if remaining:
         raise ValueError(f"layers: {sorted(remaining)} are not layers of {type(model).__name__}")
     return activations
+
+
+def layer_channels(model, layers, image_size):
+    """Dict from each name in `layers` to its number of units (channels), from one forward
+    pass of a black picture of image_size x image_size pixels."""
+    black = np.zeros((1, 3, image_size, image_size), np.float32)
+    with frozen(model), no_grad():
+        activations = run_layers(model, network_input(model, black), layers)
+    return {name: a.shape[1] for name, a in activations.items()}
 
 
 @contextlib.contextmanager
