@@ -20,10 +20,14 @@ its largest a step has needed, plus at most the 256 MB.
 
 This changes the whole process, not one array, so the `scratchnet` command
 calls it at start, and a library import does not.
+
+`available_memory()` says how much memory the system can give now, for the
+commands to refuse, before they start, work that could not fit.
 """
 
 import ctypes
 import ctypes.util
+import os
 
 # mallopt's parameter numbers, from glibc's <malloc.h>
 M_TRIM_THRESHOLD = -1
@@ -56,3 +60,22 @@ def keep_freed_memory():
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
     return bool(mallopt(M_MMAP_THRESHOLD, OWN_PAGES_ABOVE)
                 and mallopt(M_TRIM_THRESHOLD, KEEP_FREE_BYTES))
+
+
+def available_memory():
+    """Bytes the system can give this process now without swapping, or None if unknown.
+
+    Linux's MemAvailable (free memory plus the caches it can drop), else the
+    whole physical memory.
+    """
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024      # "MemAvailable:  123456 kB"
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):  # no sysconf, or not these names
+        return None

@@ -115,6 +115,37 @@ def test_a_folder_where_a_side_picture_goes_is_refused_before_the_run(pictures, 
     assert not (tmp_path / "o.png").exists()
 
 
+@pytest.mark.parametrize("arguments, message", [
+    (["--size", "512"], "--size 512: content.png becomes 512x427 pixels, which needs about "),
+    (["--size", "32", "--style-scale", "30"],
+     "--style-scale 30: style.jpg becomes 960x960 pixels, which needs about "),
+])
+def test_a_picture_too_large_for_the_memory_is_refused_before_it_is_made(
+        pictures, tmp_path, capsys, monkeypatch, arguments, message):
+    """With 100 MB available, 512 x 427 pixels of G (about 0.9 GB by the estimate) and a
+    960 x 960 style picture (about 0.8 GB) are refused; 32 pixels run."""
+    monkeypatch.setattr(style_command, "available_memory", lambda: 100 * 2 ** 20)
+    out = str(tmp_path / "o.png")
+    assert cli.main(["style", *pictures, "-o", out, *FAST, *arguments]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "0.1 GiB are available; lower " in err
+    assert "resized" not in err                 # refused before the picture was made
+    assert cli.main(["style", *pictures, "-o", out, *FAST]) == 0
+
+
+def test_the_memory_estimate_grows_with_the_pixels_and_the_layers():
+    """G's estimate: twice the numbers the forward pass keeps plus 400 a pixel, 4 bytes each."""
+    def needed(shape, layers, trained=True):
+        return style_command._bytes_needed(style_command._Picture(
+            "c.png", max(shape), shape, layers, trained, "--size"))
+    default = ["conv4_2", "conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
+    # VGG19 keeps 320 numbers a pixel up to conv5_1: conv1 2 x 64, pool1 16, conv2 2 x 32,
+    # pool2 8, conv3 4 x 16, pool3 4, conv4 4 x 8, pool4 2, conv5_1 2
+    assert needed((512, 512), default) == 4 * (2 * 320 + 400) * 512 * 512
+    assert needed((512, 512), ["conv1_1"]) == 4 * (2 * 64 + 400) * 512 * 512
+    assert needed((512, 512), default, trained=False) == pytest.approx(4 * 320 * 512 ** 2 * 2 / 3)
+
+
 def test_usage_errors_exit_2(pictures, tmp_path, capsys):
     assert cli.main(["style", pictures[0], "-o", str(tmp_path / "o.png")]) == 2
     assert cli.main(["style", *pictures]) == 2

@@ -20,6 +20,7 @@ import scratchnet.data
 from scratchnet.data import SAMPLES, sample_path
 from scratchnet.io import images
 from scratchnet.io.images import (
+    image_shape,
     image_strip,
     load_image,
     preserve_colours,
@@ -128,6 +129,25 @@ def test_exif_orientation_is_applied(tmp_path, orientation, marked_corner):
     for corner, pixel in corners.items():
         expected = [1, 0, 0] if corner == marked_corner else [0, 0, 0]
         np.testing.assert_allclose(pixel, expected, atol=0.1, err_msg=corner)
+
+
+@pytest.mark.parametrize("orientation", [1, 3, 5, 6, 7, 8])
+@pytest.mark.parametrize("size", [None, 20, 7, (5, 9)])
+def test_image_shape_is_the_shape_load_image_returns(tmp_path, orientation, size):
+    """From the header alone, EXIF turns included (5 to 8 swap width and height)."""
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = orientation
+    stored = Image.fromarray(np.zeros((16, 30, 3), dtype=np.uint8))
+    path = write(tmp_path, f"o{orientation}.jpg", stored, exif=exif)
+    assert image_shape(path, size) == load_image(path, size, note=None).shape[1:]
+
+
+def test_image_shape_raises_as_load_image_does(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such image file"):
+        image_shape(tmp_path / "missing.png")
+    (tmp_path / "text.png").write_text("not a picture")
+    with pytest.raises(ValueError, match="text.png: not an image Pillow can read"):
+        image_shape(tmp_path / "text.png")
 
 
 # ------------------------------------------------------------------------ sizes

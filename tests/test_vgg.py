@@ -19,6 +19,7 @@ from scratchnet.io import (
     save_vgg19_weights,
 )
 from scratchnet.models import IMAGENET_MEAN, IMAGENET_STD, vgg19
+from scratchnet.models.vgg import activation_count, smallest_input
 
 TINY = (2, 3, 4, 5, 5)
 DEPTHS = (2, 2, 4, 4, 4)  # convolutions per block, from the VGG paper (configuration E)
@@ -126,11 +127,31 @@ def test_unknown_layer_and_too_small_image_are_explained(tiny):
     ("conv1_2", 1), (["conv2_1"], 2), (["conv1_1", "conv4_2"], 8), (["conv5_1", "conv1_1"], 16),
 ])
 def test_smallest_input_halves_once_per_pooling_before_the_deepest_layer(tiny, layers, side):
-    assert tiny.smallest_input(layers) == side
+    assert smallest_input([layers] if isinstance(layers, str) else layers) == side
     tiny.features(np.zeros((1, 3, side, side), dtype=np.float32), layers)  # reaches them
     if side > 1:
         with pytest.raises(ValueError, match="too small"):
             tiny.features(np.zeros((1, 3, side - 1, side), dtype=np.float32), layers)
+
+
+@pytest.mark.parametrize("layers, n_H, n_W", [
+    (["conv1_1"], 7, 9), (["conv2_2", "conv1_1"], 16, 12), (["conv4_2", "conv5_1"], 37, 21),
+])
+def test_activation_count_is_the_numbers_the_forward_pass_makes(monkeypatch, layers, n_H, n_W):
+    """Every array a conv layer or a pooling returns on the way to the deepest layer, counted."""
+    model = vgg19(weights="random", widths=TINY)
+    made = []
+    for name in [*PAPER_ORDER, "pool1", "pool2", "pool3", "pool4"]:
+        module = getattr(model, name)
+
+        def spy(x, _forward=module.forward):
+            out = _forward(x)
+            made.append(out.data.size)
+            return out
+
+        monkeypatch.setattr(module, "forward", spy, raising=False)
+    model.features(np.zeros((1, 3, n_H, n_W), dtype=np.float32), layers)
+    assert activation_count(layers, n_H, n_W, widths=TINY) == sum(made)
 
 
 RECIPES = [

@@ -19,14 +19,17 @@ import argparse
 import os
 import sys
 import time
+from typing import NamedTuple
 
 import numpy as np
 
 from ..data import sample_path
 from ..device import DEVICES, to_device
 from ..io import VGG19_CONV_LAYERS, WeightsFormatError
-from ..io.images import load_image, save_image
+from .._memory import available_memory
+from ..io.images import image_shape, load_image, save_image
 from ..models import vgg19
+from ..models.vgg import activation_count, smallest_input
 from ..style_transfer import INITS, OPTIMIZERS, Settings, StyleTransfer, progression_strip
 from . import (
     InputError,
@@ -209,11 +212,13 @@ def _prepare(args):
     options = _options(args, demo)
     settings = _settings(options)
     _check_device_usable(settings.device)
+    pictures = _planned_pictures(settings, options, content_path, style_paths)
+    _check_sizes(pictures)
+    if settings.device == "cpu":   # a GPU's memory is another matter
+        _check_memory(pictures)
     content = _load(content_path, options["size"])
-    style_size = max(1, round(options["style_scale"] * max(content.shape[1:])))
-    styles = [_load(path, style_size) for path in style_paths]
+    styles = [_load(path, pictures[1].size) for path in style_paths]
     model = _model(args.weights, options["pooling"])
-    _check_sizes(model, settings, options, (content_path, content), zip(style_paths, styles))
     try:
         problem = StyleTransfer(model, content, styles, settings)
     except ValueError as error:
@@ -246,21 +251,80 @@ def _check_side_outputs(output, settings, others, option):
             check_file_output(path, option)
 
 
-def _check_sizes(model, settings, options, content, styles):
-    """Each picture is large enough for the layers it goes through (G, the content's size,
-    through all of J's layers; each style through J_style's): else an InputError that names
-    the option to raise. `content` is (path, image), `styles` (path, image) pairs."""
+class _Picture(NamedTuple):
+    """A picture the run will make, known before it is: G (trained, the content's size) or a
+    style image (one forward pass); `option` sets its size."""
+    path: str
+    size: int           # the longest side asked for
+    shape: tuple        # (n_H, n_W) it will have
+    layers: list        # the VGG19 layers it goes through
+    trained: bool
+    option: str
+
+
+def _planned_pictures(settings, options, content_path, style_paths):
+    """G's picture, then one per style image, with the shapes read from the files' headers."""
     style_layers = [name for name, _ in settings.style_layers]
-    pictures = [(content, [settings.content_layer] + style_layers, f"--size {options['size']}")]
-    pictures += [(style, style_layers, f"--style-scale {options['style_scale']:g}")
-                 for style in styles]
-    for (path, image), layers, option in pictures:
-        smallest = model.smallest_input(layers)
-        if min(image.shape[1:]) < smallest:
-            deepest = max(layers, key=model.layer_names.index)
-            raise InputError(f"{option}: {os.path.basename(path)} becomes {image.shape[2]}x"
-                             f"{image.shape[1]} pixels, but reaching {deepest} takes at least "
-                             f"{smallest} on each side; raise {option.split()[0]}")
+    content_shape = _shape(content_path, options["size"])
+    style_size = max(1, round(options["style_scale"] * max(content_shape)))
+    pictures = [_Picture(content_path, options["size"], content_shape,
+                         [settings.content_layer] + style_layers, True,
+                         f"--size {options['size']}")]
+    pictures += [_Picture(path, style_size, _shape(path, style_size), style_layers, False,
+                          f"--style-scale {options['style_scale']:g}") for path in style_paths]
+    return pictures
+
+
+def _check_sizes(pictures):
+    """Each picture is large enough to reach the layers it goes through: else an InputError
+    that names the option to raise."""
+    for picture in pictures:
+        smallest = smallest_input(picture.layers)
+        if min(picture.shape) < smallest:
+            deepest = max(picture.layers, key=VGG19_CONV_LAYERS.index)
+            raise InputError(f"{picture.option}: {_described(picture)}, but reaching {deepest} "
+                             f"takes at least {smallest} on each side; raise "
+                             f"{picture.option.split()[0]}")
+
+
+# One iteration's memory, per pixel of G: the numbers the forward pass keeps for the backward
+# pass (activation_count) about twice over (their gradients come back through the same
+# layers), and about 400 numbers more (the convolutions' tiles, the optimiser's state). The
+# peaks measured at 512 and 768 pixels, with Adam and L-BFGS, the default layers and
+# conv1_1 ... conv2_2 alone, lie within 14% of this (docs/style-transfer.md). A style image
+# goes through one forward pass without a tape, which frees each activation that no cost
+# needs once the next layer has it: its peak measured two-thirds of activation_count.
+TAPE_COPIES = 2
+EXTRA_NUMBERS_PER_PIXEL = 400
+FORWARD_SHARE = 2 / 3
+GIB = 2 ** 30
+FLOAT32_BYTES = 4
+
+
+def _check_memory(pictures):
+    """The largest picture's work fits in the memory available now: else an InputError that
+    names the option to lower (rather than a run the system kills, or one that swaps)."""
+    available = available_memory()
+    for picture in pictures:
+        needed = _bytes_needed(picture)
+        if available is not None and needed > available:
+            raise InputError(f"{picture.option}: {_described(picture)}, which needs about "
+                             f"{needed / GIB:.1f} GiB of memory; {available / GIB:.1f} GiB are "
+                             f"available; lower {picture.option.split()[0]}")
+
+
+def _bytes_needed(picture):
+    """About how many bytes working on `picture` takes at its peak (float32 numbers)."""
+    kept = activation_count(picture.layers, *picture.shape)
+    if not picture.trained:            # a style image: one forward pass, no backward
+        return FLOAT32_BYTES * FORWARD_SHARE * kept
+    pixels = picture.shape[0] * picture.shape[1]
+    return FLOAT32_BYTES * (TAPE_COPIES * kept + EXTRA_NUMBERS_PER_PIXEL * pixels)
+
+
+def _described(picture):
+    return (f"{os.path.basename(picture.path)} becomes {picture.shape[1]}x{picture.shape[0]} "
+            "pixels")
 
 
 def _image_paths(args, demo):
@@ -319,9 +383,19 @@ def _check_device_usable(device):
         raise InputError(f"--device {device}: {error}") from None
 
 
+def _shape(path, size):
+    """(n_H, n_W) that _load(path, size) will return, from the file's header."""
+    return _reading(path, lambda: image_shape(path, size))
+
+
 def _load(path, size):
+    return _reading(path, lambda: load_image(path, size=size, note=_note))
+
+
+def _reading(path, read):
+    """read(), with a missing or unreadable file at `path` as an InputError naming it."""
     try:
-        return load_image(path, size=size, note=_note)
+        return read()
     except (FileNotFoundError, ValueError) as error:
         raise InputError(str(error)) from error
     except OSError as error:  # e.g. a file that cannot be read

@@ -7,7 +7,8 @@ what the network's weights expect.
 
 - `load_image(path, size)` reads any picture Pillow can open (8- or 16-bit, gray,
   palette, CMYK, with or without transparency, rotated by its EXIF tag) and can
-  resize it, so the content image C and the style image S come in at the size wanted.
+  resize it, so the content image C and the style image S come in at the size wanted;
+  `image_shape(path, size)` says what shape that will be from the file's header alone.
 - `save_image(image, path)` writes an 8-bit PNG or JPEG, atomically, creating the
   missing folders.
 - `image_strip(images, labels)` lays pictures side by side: the generated image G
@@ -34,6 +35,7 @@ brick.jpg: 256x256 resized to 128x85
 True
 """
 
+import contextlib
 import os
 
 import numpy as np
@@ -49,6 +51,8 @@ FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 JPEG_QUALITY = 95
 NOTE_WHEN_SHRUNK_BY = 2     # load_image notes a resize that divides a side by more than this
 LABEL_MARGIN = 3            # pixels around a label in image_strip
+EXIF_ORIENTATION = 0x0112   # the EXIF tag that says how a camera held the picture
+EXIF_SIDEWAYS = (5, 6, 7, 8)  # its values for a picture turned by 90 degrees (width <-> height)
 
 RGB_TO_YIQ = np.array([[0.299, 0.587, 0.114],
                        [0.596, -0.274, -0.322],
@@ -92,18 +96,37 @@ def load_image(path, size=None, note=print):
     return resize_image(image, new)
 
 
+def image_shape(path, size=None):
+    """(n_H, n_W) of what load_image(path, size) returns, from the file's header alone (no
+    pixel is decoded): to check that a picture of that size can be worked on before making it.
+    Raises as load_image does."""
+    size = _checked_size(size)
+    with _opened(os.fspath(path)) as opened:
+        width, height = opened.size
+        if opened.getexif().get(EXIF_ORIENTATION) in EXIF_SIDEWAYS:
+            width, height = height, width
+    return (height, width) if size is None else _resized_shape((height, width), size)
+
+
 def _read_rgb(path):
+    with _opened(path) as opened:
+        opened.load()
+        upright = ImageOps.exif_transpose(opened)
+    return _as_float_rgb(upright)
+
+
+@contextlib.contextmanager
+def _opened(path):
+    """The Pillow image at `path`, open; FileNotFoundError or a ValueError naming `path`."""
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such image file")
     try:
         with Image.open(path) as opened:
-            opened.load()
-            upright = ImageOps.exif_transpose(opened)
+            yield opened
     except (UnidentifiedImageError, OSError) as error:
         raise ValueError(f"{path}: not an image Pillow can read ({error})") from error
     except Image.DecompressionBombError as error:   # a small file that unpacks to gigabytes
         raise ValueError(f"{path}: too many pixels to read safely ({error})") from error
-    return _as_float_rgb(upright)
 
 
 def _as_float_rgb(image):

@@ -90,6 +90,28 @@ RANDOM_WEIGHTS_NOTE = (
 )
 
 
+def smallest_input(layers):
+    """The smallest n_H and n_W (pixels) of a picture that reaches every one of `layers`:
+    2^p for the p poolings (each halves the picture) before the deepest of them."""
+    deepest = max(VGG19_CONV_LAYERS.index(name) for name in layers)
+    return 2 ** sum(VGG19_CONV_LAYERS.index(name) < deepest for name in POOL_AFTER)
+
+
+def activation_count(layers, n_H, n_W, widths=VGG19_WIDTHS):
+    """How many numbers a forward pass to the deepest of `layers` keeps for the backward pass,
+    for one n_H x n_W picture: the output of each conv (its ReLU works in place) and of each
+    pooling after it (VGG19.features runs the same chain)."""
+    deepest = max(VGG19_CONV_LAYERS.index(name) for name in layers)
+    count = 0
+    for name in VGG19_CONV_LAYERS[: deepest + 1]:
+        channels = widths[int(name[len("conv")]) - 1]    # conv3_2 -> block 3's width
+        count += channels * n_H * n_W
+        if name in POOL_AFTER and name != VGG19_CONV_LAYERS[deepest]:
+            n_H, n_W = n_H // 2, n_W // 2
+            count += channels * n_H * n_W
+    return count
+
+
 def _note_to_stderr(line):
     print(line, file=sys.stderr)
 
@@ -270,16 +292,9 @@ class VGG19(Module):
                 f"got {unknown if unknown else 'none'}")
         return wanted
 
-    def smallest_input(self, layers):
-        """The smallest n_H and n_W (pixels) of an input that reaches every one of `layers`:
-        2^p for the p poolings (each halves the picture) before the deepest of them."""
-        wanted = self._checked_layer_names(layers)
-        deepest = max(self.layer_names.index(name) for name in wanted)
-        return 2 ** sum(self.layer_names.index(name) < deepest for name in POOL_AFTER)
-
     def _check_input(self, x, deepest):
         _check_images("x", x)
-        smallest = self.smallest_input(self.layer_names[deepest])
+        smallest = smallest_input([self.layer_names[deepest]])
         if min(x.shape[2:]) < smallest:
             raise ValueError(
                 f"x: an image of {x.shape[2]}x{x.shape[3]} pixels is too small to reach "
