@@ -8,6 +8,8 @@ import argparse
 import os
 import sys
 
+from .._memory import available_memory
+
 
 class InputError(Exception):
     """Bad input from the command line (a missing file, an unusable value).
@@ -106,3 +108,18 @@ def checked_folder(folder, option):
     except OSError as error:
         raise InputError(f"{option}: cannot create the folder {folder} ({error})") from None
     return folder
+
+
+# Work too large for the memory, refused before it starts (rather than a run the
+# system kills, or one that swaps).
+
+GIB = 2 ** 30
+
+
+def check_memory(needed, option, what, lower):
+    """An InputError naming `option` when `needed` bytes (for `what`) exceed the memory the
+    system has available now; nothing when that is unknown. `lower` names what to reduce."""
+    available = available_memory()
+    if available is not None and needed > available:
+        raise InputError(f"{option}: {what}: about {needed / GIB:.1f} GiB of memory needed, "
+                         f"{available / GIB:.1f} GiB available; lower {lower}")

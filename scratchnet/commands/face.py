@@ -62,6 +62,7 @@ from ..io.images import save_image
 from . import (
     InputError,
     check_file_output,
+    check_memory,
     guarded,
     int_at_least,
     non_negative_float,
@@ -78,8 +79,10 @@ DEFAULT_DLIB_DB = "face-db-dlib.npz"
 # fitted on them) and, for `evaluate`, persons seen by neither.
 TRAIN_SEED, VALIDATION_SEED, EVALUATION_SEED = 0, 1, 2
 VALIDATION_PERSONS = 300
+TRAINING_SIZE = 64                 # pixels on a side of the synthetic training pictures
 EVALUATION_PERSONS = 600
 CLASSIFIER_PAIRS = 6000
+EVALUATION_PICTURES_PER_PERSON = 10
 
 EXAMPLES = """examples:
   scratchnet face train --out face-model.npz             (synthetic faces, 12-15 min)
@@ -230,6 +233,11 @@ def run_train(args):
         settings.check()
         check_file_output(args.out, "--out")
         _check_device_usable(args.device)
+        if args.data is None:
+            _check_synthetic_memory(args.identities + args.validation_identities,
+                                    args.per_identity, TRAINING_SIZE,
+                                    f"--identities {args.identities}",
+                                    "--identities or --per-identity")
         (images, labels), validation, source = _training_data(args)
     except (ValueError, FileNotFoundError) as error:
         raise InputError(str(error)) from None
@@ -263,11 +271,20 @@ def _check_device_usable(device):
         raise InputError(f"--device {device}: {error}") from None
 
 
+def _check_synthetic_memory(persons, per_person, size, option, lower):
+    """The synthetic pictures, float32 RGB, fit in the memory available now: else an
+    InputError naming `option` (rather than a generator the system kills)."""
+    count = persons * per_person
+    check_memory(count * 3 * size * size * np.dtype(np.float32).itemsize, option,
+                 f"{count:,} synthetic pictures of {size}x{size}", lower)
+
+
 def _training_data(args):
     if args.data is None:
-        train_set = synthetic_faces(args.identities, args.per_identity, seed=TRAIN_SEED)
+        train_set = synthetic_faces(args.identities, args.per_identity, seed=TRAIN_SEED,
+                                    size=TRAINING_SIZE)
         validation = synthetic_faces(args.validation_identities, args.per_identity,
-                                     seed=VALIDATION_SEED)
+                                     seed=VALIDATION_SEED, size=TRAINING_SIZE)
         return train_set, validation, f"synthetic faces (seed {TRAIN_SEED})"
     images, labels, names = load_image_folder(args.data, min_per_identity=2, note=_note)
     persons = np.random.default_rng(args.seed).permutation(len(names))
@@ -468,8 +485,11 @@ def run_evaluate(args):
     note = (lambda line: print(line, file=sys.stderr)) if args.json else print
     started = time.perf_counter()
     if args.data is None:
-        images, labels = synthetic_faces(args.identities, 10, seed=args.seed,
-                                         size=encoder.image_size)
+        _check_synthetic_memory(args.identities, EVALUATION_PICTURES_PER_PERSON,
+                                encoder.image_size, f"--identities {args.identities}",
+                                "--identities")
+        images, labels = synthetic_faces(args.identities, EVALUATION_PICTURES_PER_PERSON,
+                                         seed=args.seed, size=encoder.image_size)
         source = f"synthetic persons, seed {args.seed}"
     else:
         try:

@@ -26,7 +26,6 @@ import numpy as np
 from ..data import sample_path
 from ..device import DEVICES, to_device
 from ..io import VGG19_CONV_LAYERS, WeightsFormatError
-from .._memory import available_memory
 from ..io.images import image_shape, load_image, save_image
 from ..models import vgg19
 from ..models.vgg import activation_count, smallest_input
@@ -34,6 +33,7 @@ from ..style_transfer import INITS, OPTIMIZERS, Settings, StyleTransfer, progres
 from . import (
     InputError,
     check_file_output,
+    check_memory,
     checked_folder,
     checked_picture_output,
     non_negative_float,
@@ -297,20 +297,15 @@ def _check_sizes(pictures):
 TAPE_COPIES = 2
 EXTRA_NUMBERS_PER_PIXEL = 400
 FORWARD_SHARE = 2 / 3
-GIB = 2 ** 30
 FLOAT32_BYTES = 4
 
 
 def _check_memory(pictures):
-    """The largest picture's work fits in the memory available now: else an InputError that
-    names the option to lower (rather than a run the system kills, or one that swaps)."""
-    available = available_memory()
+    """Each picture's work fits in the memory available now: else an InputError that names
+    the option to lower."""
     for picture in pictures:
-        needed = _bytes_needed(picture)
-        if available is not None and needed > available:
-            raise InputError(f"{picture.option}: {_described(picture)}, which needs about "
-                             f"{needed / GIB:.1f} GiB of memory; {available / GIB:.1f} GiB are "
-                             f"available; lower {picture.option.split()[0]}")
+        check_memory(_bytes_needed(picture), picture.option, _described(picture),
+                     picture.option.split()[0])
 
 
 def _bytes_needed(picture):
