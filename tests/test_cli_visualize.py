@@ -114,6 +114,7 @@ def test_dlib(tmp_path, capsys):
     (["--units", "0"], "argument --units: expected a positive integer, got '0'"),
     (["--size", "0"], "argument --size: expected a positive integer, got '0'"),
     (["--maximize", "--steps", "0"], "argument --steps: expected a positive integer"),
+    (["--size", "8"], "--size 8: too small a picture to reach conv5_1"),
 ])
 def test_bad_input_exits_2_and_says_why(argv, message, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -137,6 +138,24 @@ def test_more_units_than_a_layer_has_shows_them_all_with_a_note(tmp_path, capsys
         assert "block2" not in stderr.split("showing all the units of")[1].splitlines()[0]
     assert "maximising block1 unit 1" in stderr and "maximising block1 unit 2" not in stderr
     assert "maximising block2 unit 2" in stderr
+
+
+@pytest.mark.parametrize("argv, message", [
+    # 8 pictures at a time, 320 numbers a pixel down to conv5_1, 2/3 of them at the peak,
+    # 4 bytes each, and the 4 pictures: 1.68 GiB
+    (["--size", "512"], "--size 512: 4 pictures of 512x512: about 1.7 GiB of memory needed"),
+    # (2 x 320 + 400) numbers a pixel, 4 bytes each: 1.02 GiB
+    (["--size", "512", "--maximize"],
+     "--size 512: gradient ascent on one picture of 512x512: about 1.0 GiB of memory needed"),
+    (["--size", "512", "--summary"], "--size 512: one picture of 512x512: about "),
+])
+def test_work_too_large_for_the_memory_is_refused_before_it_starts(argv, message, tmp_path,
+                                                                   capsys, monkeypatch):
+    from scratchnet import commands
+    monkeypatch.setattr(commands, "available_memory", lambda: 100 * 2 ** 20)
+    status, _, stderr = run([*FAST, *argv, "-o", str(tmp_path / "o.png")], capsys)
+    assert status == 2 and message in stderr and "0.1 GiB available; lower --size" in stderr
+    assert "scanning" not in stderr and "maximising" not in stderr
 
 
 def test_output_is_required(capsys):

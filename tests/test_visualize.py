@@ -30,7 +30,7 @@ from scratchnet.visualize import (
     unit_grid,
 )
 from scratchnet.visualize.figures import patch_cell
-from scratchnet.visualize.layers import layer_channels, network_input, run_layers
+from scratchnet.visualize.layers import layer_shapes, network_input, run_layers
 from scratchnet.visualize.patches import STRIPES, TopActivations
 
 TINY = (4, 4, 6, 6, 6)
@@ -218,11 +218,16 @@ def test_layer_figure_for_five_layers(tiny_vgg):
     assert chosen.shape[2] < figure.shape[2]          # one unit, one row
 
 
-def test_layer_channels_counts_the_units_of_each_layer():
-    """Channels grow w, 2w, 4w over the face encoder's blocks (its architecture)."""
+def test_layer_shapes_follow_the_chain_down_to_the_deepest_layer_asked_for():
+    """Channels grow w, 2w, 4w over the face encoder's blocks, each block halves the side, and
+    the input is halved first (its architecture)."""
     encoder = FaceEncoder(width=3, blocks=3, seed=0)
-    assert layer_channels(encoder, ["block3", "block1"], 64) == {"block1": 3, "block3": 12}
+    shapes = layer_shapes(encoder, ["block2", "block1"], 64)
+    assert shapes == {"shrink": (1, 3, 32, 32), "block1": (1, 3, 16, 16),
+                      "block2": (1, 6, 8, 8)}
     assert encoder.training                  # looked at, not changed
+    with pytest.raises(ValueError, match=r"\['block9'\] are not layers of FaceEncoder"):
+        layer_shapes(encoder, ["block9"], 64)
 
 
 def test_default_layers_of_the_face_models():

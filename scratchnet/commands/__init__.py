@@ -114,6 +114,29 @@ def checked_folder(folder, option):
 # system kills, or one that swaps).
 
 GIB = 2 ** 30
+FLOAT32_BYTES = 4
+
+# The memory of a pass through a ConvNet on one picture, from the numbers its layers make
+# (`kept`, every layer's output down to the deepest one needed). With a backward pass the
+# forward pass keeps them all for it, the gradients come back through the same layers (about
+# twice the numbers in all), and about 400 numbers a pixel more hold the convolutions' tiles
+# and the optimiser's state. Without one, each activation is freed once the next layer has
+# it and no one needs it: the peak measured two-thirds of `kept`. Measured on VGG19 in
+# style transfer and in `scratchnet visualize`, within 14% (docs/style-transfer.md).
+TAPE_COPIES = 2
+EXTRA_NUMBERS_PER_PIXEL = 400
+FORWARD_SHARE = 2 / 3
+
+
+def forward_bytes(kept):
+    """About the peak bytes of a forward pass without a tape that makes `kept` numbers."""
+    return FLOAT32_BYTES * FORWARD_SHARE * kept
+
+
+def backward_bytes(kept, pixels):
+    """About the peak bytes of a forward and backward pass on a picture of `pixels` pixels
+    whose forward pass makes `kept` numbers."""
+    return FLOAT32_BYTES * (TAPE_COPIES * kept + EXTRA_NUMBERS_PER_PIXEL * pixels)
 
 
 def check_memory(needed, option, what, lower):

@@ -32,10 +32,12 @@ from ..models.vgg import activation_count, smallest_input
 from ..style_transfer import INITS, OPTIMIZERS, Settings, StyleTransfer, progression_strip
 from . import (
     InputError,
+    backward_bytes,
     check_file_output,
     check_memory,
     checked_folder,
     checked_picture_output,
+    forward_bytes,
     non_negative_float,
     non_negative_int,
     positive_float,
@@ -287,19 +289,6 @@ def _check_sizes(pictures):
                              f"{picture.option.split()[0]}")
 
 
-# One iteration's memory, per pixel of G: the numbers the forward pass keeps for the backward
-# pass (activation_count) about twice over (their gradients come back through the same
-# layers), and about 400 numbers more (the convolutions' tiles, the optimiser's state). The
-# peaks measured at 512 and 768 pixels, with Adam and L-BFGS, the default layers and
-# conv1_1 ... conv2_2 alone, lie within 14% of this (docs/style-transfer.md). A style image
-# goes through one forward pass without a tape, which frees each activation that no cost
-# needs once the next layer has it: its peak measured two-thirds of activation_count.
-TAPE_COPIES = 2
-EXTRA_NUMBERS_PER_PIXEL = 400
-FORWARD_SHARE = 2 / 3
-FLOAT32_BYTES = 4
-
-
 def _check_memory(pictures):
     """Each picture's work fits in the memory available now: else an InputError that names
     the option to lower."""
@@ -309,12 +298,12 @@ def _check_memory(pictures):
 
 
 def _bytes_needed(picture):
-    """About how many bytes working on `picture` takes at its peak (float32 numbers)."""
+    """About how many bytes working on `picture` takes at its peak: G a forward and a
+    backward pass, a style image a forward pass."""
     kept = activation_count(picture.layers, *picture.shape)
-    if not picture.trained:            # a style image: one forward pass, no backward
-        return FLOAT32_BYTES * FORWARD_SHARE * kept
-    pixels = picture.shape[0] * picture.shape[1]
-    return FLOAT32_BYTES * (TAPE_COPIES * kept + EXTRA_NUMBERS_PER_PIXEL * pixels)
+    if not picture.trained:
+        return forward_bytes(kept)
+    return backward_bytes(kept, picture.shape[0] * picture.shape[1])
 
 
 def _described(picture):

@@ -14,6 +14,7 @@ layer or unit, a missing model file or image folder).
 """
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -29,10 +30,22 @@ from ..face.encoder import load_encoder
 from ..face.synthetic import synthetic_faces
 from ..io.images import load_image, resize_image, save_image
 from ..models import FaceEncoder, vgg19
-from . import InputError, checked_picture_output, guarded, non_negative_int, positive_int
+from . import (
+    FLOAT32_BYTES,
+    InputError,
+    backward_bytes,
+    check_memory,
+    checked_picture_output,
+    forward_bytes,
+    guarded,
+    non_negative_int,
+    positive_int,
+)
 
 DEFAULT_SIZE = {"vgg19": 128, "dlib": CHIP_SIZE}    # the face encoder: its image_size
 MAXIMIZE_SIZE = 96
+PROBE_SIZE = 128        # the largest picture the layers are measured on, scaled up to --size
+SCAN_BATCH = 8          # pictures per forward pass of the scan
 FACES_PER_PERSON = 4
 
 EXAMPLES = """examples:
@@ -103,8 +116,7 @@ def _visualize(args):
     if args.maximize and not args.size:
         size = MAXIMIZE_SIZE
     if args.summary:
-        model.summary((3, size, size))
-        return 0
+        return _summary(model, size)
     if not args.output:
         raise InputError("-o OUT.png is needed (or --summary)")
     checked_picture_output(args.output)                      # before a long scan
@@ -113,17 +125,49 @@ def _visualize(args):
     try:
         for layer in layers:
             check_layer(model, layer)  # before a long scan
-        units = _units(args, visualize.layer_channels(model, layers, size))
         if args.maximize:
-            picture = _maximized(model, layers, units, args, size)
+            channels = _check_memory(model, layers, size, "gradient ascent on one picture",
+                                     lambda made: backward_bytes(made, size * size))
+            picture = _maximized(model, layers, _units(args, channels), args, size)
         else:
-            images = _images(args, name, size)
-            picture = _patches(model, layers, images, units, args)
+            paths = None if args.images is None else _picture_paths(args.images)
+            count = args.count if paths is None else len(paths)
+            channels = _check_memory(
+                model, layers, size, f"{count} pictures",
+                lambda made: SCAN_BATCH * forward_bytes(made)
+                + FLOAT32_BYTES * 3 * size * size * count)
+            images = _images(args, name, size, paths)
+            picture = _patches(model, layers, images, _units(args, channels), args)
         save_image(picture, args.output)
     except ValueError as error:  # an unknown layer or unit, an unusable picture
         raise InputError(str(error)) from None
     print(f"wrote {args.output} ({', '.join(layers)}; {time.perf_counter() - started:.1f} s)")
     return 0
+
+
+def _summary(model, size):
+    _check_memory(model, [layer for layer, _ in visualize.named_layers(model)], size,
+                  "one picture", forward_bytes)
+    model.summary((3, size, size))
+    return 0
+
+
+def _check_memory(model, layers, size, what, peak_bytes):
+    """Each layer's channels, once the memory is known to hold the work: `peak_bytes(made)`
+    from the numbers the chain makes down to the deepest of `layers` on a size x size
+    picture; else an InputError naming --size. The layers are measured on a picture of at
+    most PROBE_SIZE pixels (a ConvNet's activations grow with the area), unless the model
+    takes one size only."""
+    probe = size if hasattr(model, "image_size") else min(size, PROBE_SIZE)
+    try:
+        shapes = visualize.layer_shapes(model, layers, probe)
+    except ValueError as error:  # a layer's input came too small
+        chain = [name for name, _ in visualize.named_layers(model)]
+        raise InputError(f"--size {size}: too small a picture to reach "
+                         f"{max(layers, key=chain.index)} ({error})") from None
+    made = sum(math.prod(shape) for shape in shapes.values()) * (size / probe) ** 2
+    check_memory(peak_bytes(made), f"--size {size}", f"{what} of {size}x{size}", "--size")
+    return {layer: shapes[layer][1] for layer in layers}
 
 
 def _units(args, channels):
@@ -151,7 +195,7 @@ def _patches(model, layers, images, units, args):
     chosen = {layer: channels for layer, channels in units.items() if channels is not None}
     return visualize.layer_figure(
         model, layers, images, units_per_layer=args.units, units=chosen,
-        distinct_images=not args.any_position,
+        distinct_images=not args.any_position, batch_size=SCAN_BATCH,
         progress=lambda done, total: _note(f"  {done}/{total} images"))
 
 
@@ -183,9 +227,9 @@ def _load_model(model, weights):
                      f"got {model!r} (no file there)")
 
 
-def _images(args, kind, size):
-    if args.images is not None:
-        return _folder_images(args.images, size)
+def _images(args, kind, size, paths):
+    if paths is not None:
+        return _folder_images(paths, size)
     if kind == "vgg19":
         return visualize.photo_crops(args.count, size)
     persons = -(-args.count // FACES_PER_PERSON)
@@ -193,8 +237,8 @@ def _images(args, kind, size):
     return faces[: args.count]
 
 
-def _folder_images(folder, size):
-    """The centre square of every picture in `folder`, resized to size x size."""
+def _picture_paths(folder):
+    """The pictures in `folder` (by their extension), sorted; an InputError if none."""
     if not os.path.isdir(folder):
         raise InputError(f"--images: {folder} is not a folder")
     paths = sorted(entry.path for entry in os.scandir(folder)
@@ -202,6 +246,11 @@ def _folder_images(folder, size):
                    in IMAGE_EXTENSIONS)
     if not paths:
         raise InputError(f"--images: no pictures ({' '.join(IMAGE_EXTENSIONS)}) in {folder}")
+    return paths
+
+
+def _folder_images(paths, size):
+    """The centre square of each picture, resized to size x size."""
     squares = []
     for path in paths:
         try:

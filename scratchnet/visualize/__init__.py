@@ -21,7 +21,7 @@ docs/visualize.md works through the arithmetic and shows the pictures.
 """
 
 from .figures import default_layers, layer_figure, maximized_figure, unit_grid, units_strip
-from .layers import layer_channels, layer_names, named_layers, network_input
+from .layers import layer_shapes, layer_names, named_layers, network_input
 from .maximize import maximize_activation, mean_activation
 from .patches import NinePatches, TopActivations, UnitPatches, cut_window, nine_patches, scan
 from .receptive import ReceptiveField, receptive_field, receptive_fields
@@ -29,7 +29,7 @@ from .samples import photo_crops
 from .model_summary import shape_chain, summary
 
 __all__ = [
-    "named_layers", "layer_names", "layer_channels", "network_input",
+    "named_layers", "layer_names", "layer_shapes", "network_input",
     "ReceptiveField", "receptive_field", "receptive_fields",
     "nine_patches", "NinePatches", "UnitPatches", "TopActivations", "scan", "cut_window",
     "layer_figure", "maximized_figure", "units_strip", "unit_grid", "default_layers",

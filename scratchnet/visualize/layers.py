@@ -96,13 +96,18 @@ def run_layers(model, x, wanted):
     return activations
 
 
-def layer_channels(model, layers, image_size):
-    """Dict from each name in `layers` to its number of units (channels), from one forward
-    pass of a black picture of image_size x image_size pixels."""
+def layer_shapes(model, layers, image_size):
+    """Dict from each layer of the chain, down to the deepest of `layers`, to the shape of its
+    output, from one forward pass of a black picture of image_size x image_size pixels."""
+    chain = [name for name, _ in named_layers(model)]
+    unknown = sorted(set(layers) - set(chain))
+    if unknown:
+        raise ValueError(f"layers: {unknown} are not layers of {type(model).__name__}")
+    deepest = max(chain.index(name) for name in layers)
     black = np.zeros((1, 3, image_size, image_size), np.float32)
     with frozen(model), no_grad():
-        activations = run_layers(model, network_input(model, black), layers)
-    return {name: a.shape[1] for name, a in activations.items()}
+        activations = run_layers(model, network_input(model, black), chain[: deepest + 1])
+    return {name: a.shape for name, a in activations.items()}
 
 
 @contextlib.contextmanager
