@@ -281,6 +281,8 @@ def _check_synthetic_memory(persons, per_person, size, option, lower):
 
 def _training_data(args):
     if args.data is None:
+        print(f"drawing {(args.identities + args.validation_identities) * args.per_identity:,} "
+              "synthetic pictures ...", flush=True)   # about a second per thousand
         train_set = synthetic_faces(args.identities, args.per_identity, seed=TRAIN_SEED,
                                     size=TRAINING_SIZE)
         validation = synthetic_faces(args.validation_identities, args.per_identity,
