@@ -146,7 +146,8 @@ def test_train_refuses_bad_options(options, message, capsys, tmp_path, monkeypat
 def test_more_synthetic_pictures_than_the_memory_holds_are_refused(trained, capsys, tmp_path,
                                                                    monkeypatch):
     """With 1 GiB available: 100,000 persons (and 20 for validation) of 10 pictures of 64 x 64,
-    48 KiB each in float32, are refused before a picture is drawn, by train and evaluate."""
+    48 KiB each in float32, are refused before a picture is drawn, by train and evaluate, and
+    so are a million verification pairs."""
     from scratchnet import commands
     monkeypatch.setattr(commands, "available_memory", lambda: 2 ** 30)
     status, out, err = run(capsys, "train", "--out", tmp_path / "m.npz", *TRAIN,
@@ -157,6 +158,11 @@ def test_more_synthetic_pictures_than_the_memory_holds_are_refused(trained, caps
     status, _, err = run(capsys, "evaluate", trained[0], *EVALUATE, "--identities", "100000")
     assert status == 2 and "evaluating on" not in err
     assert "--identities 100000: 1,000,000 synthetic pictures of 64x64" in err
+    # nine vectors of 128 float32 numbers a pair: 4.3 GiB for a million pairs
+    status, _, err = run(capsys, "evaluate", trained[0], *EVALUATE, "--pairs", "1000000")
+    assert status == 2 and "evaluating on" not in err
+    assert ("--pairs 1000000: 1,000,000 pairs: about 4.3 GiB of memory needed, 1.0 GiB "
+            "available; lower --pairs") in err
 
 
 def test_train_resume_without_a_checkpoint_is_exit_2(capsys, tmp_path):

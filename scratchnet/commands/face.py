@@ -60,6 +60,7 @@ from ..face.dlib.pipeline import DlibFaceEncoder, draw_faces, faces_in_photo, lo
 from ..io.dlib_format import DlibFormatError
 from ..io.images import save_image
 from . import (
+    FLOAT32_BYTES,
     InputError,
     check_file_output,
     check_memory,
@@ -83,6 +84,10 @@ TRAINING_SIZE = 64                 # pixels on a side of the synthetic training 
 EVALUATION_PERSONS = 600
 CLASSIFIER_PAIRS = 6000
 EVALUATION_PICTURES_PER_PERSON = 10
+# What a verification pair takes at the peak of `evaluate`: the two encodings and the pair
+# classifiers' features and their intermediates, about nine vectors of the embedding's size
+# (measured: 4.3 KiB a pair with 128 numbers, from 20,000 to 400,000 pairs).
+PAIR_VECTORS = 9
 
 EXAMPLES = """examples:
   scratchnet face train --out face-model.npz             (synthetic faces, 12-15 min)
@@ -275,7 +280,7 @@ def _check_synthetic_memory(persons, per_person, size, option, lower):
     """The synthetic pictures, float32 RGB, fit in the memory available now: else an
     InputError naming `option` (rather than a generator the system kills)."""
     count = persons * per_person
-    check_memory(count * 3 * size * size * np.dtype(np.float32).itemsize, option,
+    check_memory(count * 3 * size * size * FLOAT32_BYTES, option,
                  f"{count:,} synthetic pictures of {size}x{size}", lower)
 
 
@@ -484,6 +489,8 @@ def _add_evaluate(actions):
 def run_evaluate(args):
     _check_evaluation_outputs(args)
     encoder, arrays = _load_encoder(args.model, with_arrays=True)
+    check_memory(args.pairs * PAIR_VECTORS * encoder.network.embedding_size * FLOAT32_BYTES,
+                 f"--pairs {args.pairs}", f"{args.pairs:,} pairs", "--pairs")
     note = (lambda line: print(line, file=sys.stderr)) if args.json else print
     started = time.perf_counter()
     if args.data is None:
