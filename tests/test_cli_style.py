@@ -139,7 +139,7 @@ def test_the_memory_estimate_grows_with_the_pixels_and_the_layers():
     """G's estimate: twice the numbers the forward pass keeps plus 400 a pixel, 4 bytes each."""
     def needed(shape, layers, trained=True):
         return style_command._bytes_needed(style_command._Picture(
-            "c.png", max(shape), shape, layers, trained, "--size"))
+            "c.png", max(shape), shape, layers, trained, "--size", str(max(shape))))
     default = ["conv4_2", "conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
     # VGG19 keeps 320 numbers a pixel up to conv5_1: conv1 2 x 64, pool1 16, conv2 2 x 32,
     # pool2 8, conv3 4 x 16, pool3 4, conv4 4 x 8, pool4 2, conv5_1 2
@@ -194,39 +194,38 @@ def test_demo_writes_its_pictures_into_the_folder(tmp_path, capsys):
     assert str(folder / "result.png") in capsys.readouterr().out
 
 
-def test_weights_info_lists_the_places_searched(tmp_path, monkeypatch, capsys):
+@pytest.fixture
+def no_weights_around(tmp_path, monkeypatch):
+    """Every place weights are searched for is an empty folder under tmp_path."""
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.delenv("SCRATCHNET_WEIGHTS", raising=False)
-    monkeypatch.delenv("TORCH_HOME", raising=False)
-    monkeypatch.delenv("KERAS_HOME", raising=False)
+    for name in ("SCRATCHNET_WEIGHTS", "TORCH_HOME", "KERAS_HOME"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
+
+
+def test_weights_info_lists_the_places_searched(no_weights_around, capsys):
     assert cli.main(["weights", "info"]) == 0
     out = capsys.readouterr().out
     assert "vgg19-dcbb9e9d.pth" in out and "none found" in out
 
 
-def test_weights_info_agrees_with_style_on_a_missing_environment_file(tmp_path, monkeypatch,
-                                                                       capsys):
+def test_weights_info_agrees_with_style_on_a_missing_environment_file(
+        no_weights_around, tmp_path, monkeypatch, capsys):
     """$SCRATCHNET_WEIGHTS naming no file stops style transfer; weights info says so too
     (it used to report the random-weights fallback that style transfer does not take)."""
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     missing = str(tmp_path / "nosuch.mat")
     monkeypatch.setenv("SCRATCHNET_WEIGHTS", missing)
-    monkeypatch.chdir(tmp_path)
     assert cli.main(["weights", "info"]) == 2
     captured = capsys.readouterr()
     assert f"missing  {missing}" in captured.out and "none found" not in captured.out
     assert "which is not a file: style transfer stops" in captured.err
 
 
-def test_weights_info_names_the_file_style_transfer_would_use(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+def test_weights_info_names_the_file_style_transfer_would_use(no_weights_around, tmp_path,
+                                                              monkeypatch, capsys):
     weights = _tiny_weights_file(tmp_path / "tiny.npz")
     monkeypatch.setenv("SCRATCHNET_WEIGHTS", weights)
-    monkeypatch.chdir(tmp_path)
     assert cli.main(["weights", "info"]) == 0
     assert f"would use: {weights}" in capsys.readouterr().out
 

@@ -218,8 +218,7 @@ def _prepare(args):
     _check_sizes(pictures)
     if settings.device == "cpu":   # a GPU's memory is another matter
         _check_memory(pictures)
-    content = _load(content_path, options["size"])
-    styles = [_load(path, pictures[1].size) for path in style_paths]
+    content, *styles = [_load(picture.path, picture.size) for picture in pictures]
     model = _model(args.weights, options["pooling"])
     try:
         problem = StyleTransfer(model, content, styles, settings)
@@ -255,13 +254,14 @@ def _check_side_outputs(output, settings, others, option):
 
 class _Picture(NamedTuple):
     """A picture the run will make, known before it is: G (trained, the content's size) or a
-    style image (one forward pass); `option` sets its size."""
+    style image (one forward pass); `option` (given as `setting`) sets its size."""
     path: str
     size: int           # the longest side asked for
     shape: tuple        # (n_H, n_W) it will have
     layers: list        # the VGG19 layers it goes through
     trained: bool
     option: str
+    setting: str
 
 
 def _planned_pictures(settings, options, content_path, style_paths):
@@ -271,9 +271,10 @@ def _planned_pictures(settings, options, content_path, style_paths):
     style_size = max(1, round(options["style_scale"] * max(content_shape)))
     pictures = [_Picture(content_path, options["size"], content_shape,
                          [settings.content_layer] + style_layers, True,
-                         f"--size {options['size']}")]
+                         "--size", str(options["size"]))]
     pictures += [_Picture(path, style_size, _shape(path, style_size), style_layers, False,
-                          f"--style-scale {options['style_scale']:g}") for path in style_paths]
+                          "--style-scale", f"{options['style_scale']:g}")
+                 for path in style_paths]
     return pictures
 
 
@@ -284,17 +285,17 @@ def _check_sizes(pictures):
         smallest = smallest_input(picture.layers)
         if min(picture.shape) < smallest:
             deepest = max(picture.layers, key=VGG19_CONV_LAYERS.index)
-            raise InputError(f"{picture.option}: {_described(picture)}, but reaching {deepest} "
-                             f"takes at least {smallest} on each side; raise "
-                             f"{picture.option.split()[0]}")
+            raise InputError(f"{picture.option} {picture.setting}: {_described(picture)}, "
+                             f"but reaching {deepest} takes at least {smallest} on each side; "
+                             f"raise {picture.option}")
 
 
 def _check_memory(pictures):
     """Each picture's work fits in the memory available now: else an InputError that names
     the option to lower."""
     for picture in pictures:
-        check_memory(_bytes_needed(picture), picture.option, _described(picture),
-                     picture.option.split()[0])
+        check_memory(_bytes_needed(picture), f"{picture.option} {picture.setting}",
+                     _described(picture), picture.option)
 
 
 def _bytes_needed(picture):

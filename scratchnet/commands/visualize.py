@@ -125,17 +125,16 @@ def _visualize(args):
     try:
         for layer in layers:
             check_layer(model, layer)  # before a long scan
+        channels, made = _measure(model, layers, size)
         if args.maximize:
-            channels = _check_memory(model, layers, size, "gradient ascent on one picture",
-                                     lambda made: backward_bytes(made, size * size))
+            _check_fits(backward_bytes(made, size * size), size, "gradient ascent on one picture")
             picture = _maximized(model, layers, _units(args, channels), args, size)
         else:
             paths = None if args.images is None else _picture_paths(args.images)
             count = args.count if paths is None else len(paths)
-            channels = _check_memory(
-                model, layers, size, f"{count} pictures",
-                lambda made: SCAN_BATCH * forward_bytes(made)
-                + FLOAT32_BYTES * 3 * size * size * count)
+            pictures_bytes = FLOAT32_BYTES * 3 * size * size * count
+            _check_fits(SCAN_BATCH * forward_bytes(made) + pictures_bytes, size,
+                        f"{count} pictures")
             images = _images(args, name, size, paths)
             picture = _patches(model, layers, images, _units(args, channels), args)
         save_image(picture, args.output)
@@ -146,18 +145,17 @@ def _visualize(args):
 
 
 def _summary(model, size):
-    _check_memory(model, [layer for layer, _ in visualize.named_layers(model)], size,
-                  "one picture", forward_bytes)
+    _, made = _measure(model, [layer for layer, _ in visualize.named_layers(model)], size)
+    _check_fits(forward_bytes(made), size, "one picture")
     model.summary((3, size, size))
     return 0
 
 
-def _check_memory(model, layers, size, what, peak_bytes):
-    """Each layer's channels, once the memory is known to hold the work: `peak_bytes(made)`
-    from the numbers the chain makes down to the deepest of `layers` on a size x size
-    picture; else an InputError naming --size. The layers are measured on a picture of at
-    most PROBE_SIZE pixels (a ConvNet's activations grow with the area), unless the model
-    takes one size only."""
+def _measure(model, layers, size):
+    """(each layer's channels, the numbers the chain makes down to the deepest of `layers`
+    on a size x size picture). The layers are measured on a picture of at most PROBE_SIZE
+    pixels (a ConvNet's activations grow with the area), unless the model takes one size
+    only; a picture too small for them is an InputError naming --size."""
     probe = size if hasattr(model, "image_size") else min(size, PROBE_SIZE)
     try:
         shapes = visualize.layer_shapes(model, layers, probe)
@@ -166,8 +164,12 @@ def _check_memory(model, layers, size, what, peak_bytes):
         raise InputError(f"--size {size}: too small a picture to reach "
                          f"{max(layers, key=chain.index)} ({error})") from None
     made = sum(math.prod(shape) for shape in shapes.values()) * (size / probe) ** 2
-    check_memory(peak_bytes(made), f"--size {size}", f"{what} of {size}x{size}", "--size")
-    return {layer: shapes[layer][1] for layer in layers}
+    return {layer: shapes[layer][1] for layer in layers}, made
+
+
+def _check_fits(needed, size, what):
+    """An InputError naming --size when `needed` bytes exceed the memory available."""
+    check_memory(needed, f"--size {size}", f"{what} of {size}x{size}", "--size")
 
 
 def _units(args, channels):
