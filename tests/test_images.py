@@ -133,12 +133,13 @@ def test_exif_orientation_is_applied(tmp_path, orientation, marked_corner):
 
 @pytest.mark.parametrize("orientation", [1, 3, 5, 6, 7, 8])
 @pytest.mark.parametrize("size", [None, 20, 7, (5, 9)])
-def test_image_shape_is_the_shape_load_image_returns(tmp_path, orientation, size):
+@pytest.mark.parametrize("extension", ["jpg", "png", "tiff"])
+def test_image_shape_is_the_shape_load_image_returns(tmp_path, orientation, size, extension):
     """From the header alone, EXIF turns included (5 to 8 swap width and height)."""
     exif = Image.Exif()
     exif[EXIF_ORIENTATION] = orientation
     stored = Image.fromarray(np.zeros((16, 30, 3), dtype=np.uint8))
-    path = write(tmp_path, f"o{orientation}.jpg", stored, exif=exif)
+    path = write(tmp_path, f"o{orientation}.{extension}", stored, exif=exif)
     assert image_shape(path, size) == load_image(path, size, note=None).shape[1:]
 
 

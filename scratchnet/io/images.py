@@ -103,7 +103,8 @@ def image_shape(path, size=None):
     size = _checked_size(size)
     with _opened(os.fspath(path)) as opened:
         width, height = opened.size
-        if opened.getexif().get(EXIF_ORIENTATION) in EXIF_SIDEWAYS:
+        turned_by_pillow = opened.format == "TIFF"   # its reader turns TIFFs, size included
+        if opened.getexif().get(EXIF_ORIENTATION) in EXIF_SIDEWAYS and not turned_by_pillow:
             width, height = height, width
     return (height, width) if size is None else _resized_shape((height, width), size)
 
