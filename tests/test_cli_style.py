@@ -88,6 +88,8 @@ def test_a_large_image_is_downscaled_with_a_note(pictures, tmp_path, capsys):
     (["--size", "12"], "--size 12: content.png becomes 12x10 pixels, but reaching conv5_1 "
                        "takes at least 16 on each side; raise --size"),
     (["--style-scale", "0.25"], "--style-scale 0.25: style.jpg becomes 8x8 pixels"),
+    (["--style-scale", "1e300"], "--style-scale 1e+300: style.jpg becomes "),   # no overflow
+    (["--size", "1" + "0" * 400], "content.png: cannot be made that large (--size or "),
 ])
 def test_bad_option_values_exit_2(pictures, tmp_path, capsys, arguments, message):
     assert cli.main(["style", *pictures, "-o", str(tmp_path / "o.png"), *FAST, *arguments]) == 2
@@ -116,17 +118,18 @@ def test_a_folder_where_a_side_picture_goes_is_refused_before_the_run(pictures, 
 
 
 @pytest.mark.parametrize("arguments, message", [
-    (["--size", "512"], "--size 512: content.png becomes 512x427 pixels: about 0.8 GiB of "
-                        "memory needed, 0.1 GiB available; lower --size"),
+    (["--size", "512"], "--size 512: content.png becomes 512x427 pixels: up to 1.5 GiB of "
+                        "memory needed, 1.0 GiB available; lower --size"),
     (["--size", "32", "--style-scale", "30"],
-     "--style-scale 30: style.jpg becomes 960x960 pixels: about 0.7 GiB of memory needed, "
-     "0.1 GiB available; lower --style-scale"),
+     "--style-scale 30: style.jpg becomes 960x960 pixels: up to 1.3 GiB of memory needed, "
+     "1.0 GiB available; lower --style-scale"),
 ])
 def test_a_picture_too_large_for_the_memory_is_refused_before_it_is_made(
         pictures, tmp_path, capsys, monkeypatch, arguments, message):
-    """With 100 MiB available, 512 x 427 pixels of G (0.85 GiB by the estimate) and a
-    960 x 960 style picture (0.73 GiB) are refused; 32 pixels run."""
-    monkeypatch.setattr(commands, "available_memory", lambda: 100 * 2 ** 20)
+    """With 1 GiB available, 512 x 427 pixels of G (0.85 GiB by the estimate, 1.47 GiB with
+    its 15% and the process's 0.5 GiB) and a 960 x 960 style picture (0.73 GiB, 1.34) are
+    refused; 32 pixels run."""
+    monkeypatch.setattr(commands, "available_memory", lambda: 2 ** 30)
     out = str(tmp_path / "o.png")
     assert cli.main(["style", *pictures, "-o", out, *FAST, *arguments]) == 2
     err = capsys.readouterr().err
@@ -277,8 +280,9 @@ def test_demo_refuses_a_file_or_an_empty_name_as_its_folder(tmp_path, capsys):
         assert message in capsys.readouterr().err
 
 
-def test_demo_refuses_a_folder_where_one_of_its_pictures_goes(tmp_path, capsys):
-    (tmp_path / "demo" / "style.png").mkdir(parents=True)
+@pytest.mark.parametrize("taken", ["style.png", "result.png"])
+def test_demo_refuses_a_folder_where_one_of_its_pictures_goes(tmp_path, capsys, taken):
+    (tmp_path / "demo" / taken).mkdir(parents=True)
     assert cli.main(["style", "--demo", str(tmp_path / "demo"), "--weights", "random",
                      "--size", "32"]) == 2
     assert "--demo: " in capsys.readouterr().err

@@ -115,6 +115,7 @@ def test_dlib(tmp_path, capsys):
     (["--size", "0"], "argument --size: expected a positive integer, got '0'"),
     (["--maximize", "--steps", "0"], "argument --steps: expected a positive integer"),
     (["--size", "8"], "--size 8: too small a picture to reach conv5_1"),
+    (["--size", "1" + "0" * 400], "GiB of memory needed"),       # no overflow on the way
 ])
 def test_bad_input_exits_2_and_says_why(argv, message, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -141,21 +142,40 @@ def test_more_units_than_a_layer_has_shows_them_all_with_a_note(tmp_path, capsys
 
 
 @pytest.mark.parametrize("argv, message", [
-    # 8 pictures at a time, 320 numbers a pixel down to conv5_1, 2/3 of them at the peak,
-    # 4 bytes each, and the 4 pictures: 1.68 GiB
-    (["--size", "512"], "--size 512: 4 pictures of 512x512: about 1.7 GiB of memory needed"),
-    # (2 x 320 + 400) numbers a pixel, 4 bytes each: 1.02 GiB
+    # the 4 pictures in one forward pass, 320 numbers a pixel down to conv5_1, 2/3 of them at
+    # the peak, 4 bytes each, and the pictures: 0.85 GiB; with 15% and the process's 0.5 GiB
+    (["--size", "512"], "--size 512: 4 pictures of 512x512: up to 1.5 GiB of memory needed"),
+    # (2 x 320 + 400) numbers a pixel, 4 bytes each: 1.02 GiB, 1.67 in all
     (["--size", "512", "--maximize"],
-     "--size 512: gradient ascent on one picture of 512x512: about 1.0 GiB of memory needed"),
-    (["--size", "512", "--summary"], "--size 512: one picture of 512x512: about "),
+     "--size 512: gradient ascent on one picture of 512x512: up to 1.7 GiB of memory needed"),
+    (["--size", "1024", "--summary"], "--size 1024: one picture of 1024x1024: up to "),
 ])
 def test_work_too_large_for_the_memory_is_refused_before_it_starts(argv, message, tmp_path,
                                                                    capsys, monkeypatch):
     from scratchnet import commands
-    monkeypatch.setattr(commands, "available_memory", lambda: 100 * 2 ** 20)
+    monkeypatch.setattr(commands, "available_memory", lambda: 2 ** 30)
     status, _, stderr = run([*FAST, *argv, "-o", str(tmp_path / "o.png")], capsys)
-    assert status == 2 and message in stderr and "0.1 GiB available; lower --size" in stderr
+    assert status == 2 and message in stderr and "1.0 GiB available; lower --size" in stderr
     assert "scanning" not in stderr and "maximising" not in stderr
+
+
+def test_a_face_encoder_summary_takes_its_own_size_only(tmp_path, capsys):
+    path = tmp_path / "face.npz"
+    Encoder(FaceEncoder(width=2, seed=0)).save(path)
+    status, _, stderr = run(["--model", str(path), "--summary", "--size", "128"], capsys)
+    assert status == 2
+    assert "--size 128: this face encoder takes pictures of 64x64 pixels" in stderr
+    status, stdout, _ = run(["--model", str(path), "--summary"], capsys)
+    assert status == 0 and "64x64x3" in stdout
+
+
+def test_a_scan_notes_its_progress_at_each_tenth(tmp_path, capsys):
+    """200 pictures, 8 a pass: a line as each tenth (20 pictures) is passed, not 25 lines."""
+    status, _, stderr = run([*FAST, "--count", "200", "--layers", "conv1_1", "-o",
+                             str(tmp_path / "o.png")], capsys)
+    done = [int(line.split("/")[0]) for line in stderr.splitlines() if line.endswith("images")]
+    assert status == 0 and len(done) == 10 and done[-1] == 200
+    assert [d // 20 for d in done] == list(range(1, 11))      # one line in each tenth
 
 
 def test_output_is_required(capsys):

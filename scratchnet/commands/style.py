@@ -209,6 +209,7 @@ def _prepare(args):
         if not args.demo:
             raise InputError("--demo: expected a folder name, got ''")
         output = os.path.join(checked_folder(args.demo, "--demo"), "result.png")
+        check_file_output(output, "--demo")
     else:
         output = checked_picture_output(args.output)
     options = _options(args, demo)
@@ -268,7 +269,10 @@ def _planned_pictures(settings, options, content_path, style_paths):
     """G's picture, then one per style image, with the shapes read from the files' headers."""
     style_layers = [name for name, _ in settings.style_layers]
     content_shape = _shape(content_path, options["size"])
-    style_size = max(1, round(options["style_scale"] * max(content_shape)))
+    try:
+        style_size = max(1, round(options["style_scale"] * max(content_shape)))
+    except OverflowError:          # an infinite side
+        raise InputError(f"--style-scale {options['style_scale']:g}: too large") from None
     pictures = [_Picture(content_path, options["size"], content_shape,
                          [settings.content_layer] + style_layers, True,
                          "--size", str(options["size"]))]
@@ -381,6 +385,8 @@ def _reading(path, read):
     """read(), with a missing or unreadable file at `path` as an InputError naming it."""
     try:
         return read()
+    except OverflowError:   # a size beyond floating point: --size or --style-scale
+        raise InputError(f"{path}: cannot be made that large (--size or --style-scale)") from None
     except (FileNotFoundError, ValueError) as error:
         raise InputError(str(error)) from error
     except OSError as error:  # e.g. a file that cannot be read

@@ -33,6 +33,7 @@ from ..models import FaceEncoder, vgg19
 from . import (
     FLOAT32_BYTES,
     InputError,
+    as_float,
     backward_bytes,
     check_memory,
     checked_picture_output,
@@ -132,9 +133,10 @@ def _visualize(args):
         else:
             paths = None if args.images is None else _picture_paths(args.images)
             count = args.count if paths is None else len(paths)
-            pictures_bytes = FLOAT32_BYTES * 3 * size * size * count
-            _check_fits(SCAN_BATCH * forward_bytes(made) + pictures_bytes, size,
-                        f"{count} pictures")
+            # the pictures, and the 1-byte answers of the scan's check that each is finite
+            pictures_bytes = (FLOAT32_BYTES + 1) * 3 * count * as_float(size) ** 2
+            _check_fits(min(SCAN_BATCH, count) * forward_bytes(made) + pictures_bytes, size,
+                        f"{count} picture{'s' if count > 1 else ''}")
             images = _images(args, name, size, paths)
             picture = _patches(model, layers, images, _units(args, channels), args)
         save_image(picture, args.output)
@@ -145,6 +147,10 @@ def _visualize(args):
 
 
 def _summary(model, size):
+    fixed = getattr(model, "image_size", None)
+    if fixed is not None and size != fixed:   # its flatten feeds a layer of a fixed width
+        raise InputError(f"--size {size}: this face encoder takes pictures of {fixed}x{fixed} "
+                         f"pixels; give --size {fixed} or leave it out")
     _, made = _measure(model, [layer for layer, _ in visualize.named_layers(model)], size)
     _check_fits(forward_bytes(made), size, "one picture")
     model.summary((3, size, size))
@@ -154,16 +160,16 @@ def _summary(model, size):
 def _measure(model, layers, size):
     """(each layer's channels, the numbers the chain makes down to the deepest of `layers`
     on a size x size picture). The layers are measured on a picture of at most PROBE_SIZE
-    pixels (a ConvNet's activations grow with the area), unless the model takes one size
-    only; a picture too small for them is an InputError naming --size."""
-    probe = size if hasattr(model, "image_size") else min(size, PROBE_SIZE)
+    pixels (a ConvNet's activations grow with the area); a picture too small for them is an
+    InputError naming --size."""
+    probe = min(size, PROBE_SIZE)
     try:
         shapes = visualize.layer_shapes(model, layers, probe)
     except ValueError as error:  # a layer's input came too small
         chain = [name for name, _ in visualize.named_layers(model)]
         raise InputError(f"--size {size}: too small a picture to reach "
                          f"{max(layers, key=chain.index)} ({error})") from None
-    made = sum(math.prod(shape) for shape in shapes.values()) * (size / probe) ** 2
+    made = sum(math.prod(shape) for shape in shapes.values()) * size * size // (probe * probe)
     return {layer: shapes[layer][1] for layer in layers}, made
 
 
@@ -198,7 +204,13 @@ def _patches(model, layers, images, units, args):
     return visualize.layer_figure(
         model, layers, images, units_per_layer=args.units, units=chosen,
         distinct_images=not args.any_position, batch_size=SCAN_BATCH,
-        progress=lambda done, total: _note(f"  {done}/{total} images"))
+        progress=_every_tenth)
+
+
+def _every_tenth(done, total):
+    """A progress line when the scan passes each tenth of the pictures, and at the end."""
+    if done == total or done * 10 // total != (done - SCAN_BATCH) * 10 // total:
+        _note(f"  {done}/{total} images")
 
 
 def _maximized(model, layers, units, args, size):
