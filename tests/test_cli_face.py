@@ -134,6 +134,8 @@ def test_train_without_the_neck_and_with_two_negatives_per_pair(capsys, tmp_path
     (["--lr", "inf"], "argument --lr: expected a positive number, got 'inf'"),
     (["--out", "missing-folder/model.npz"], "--out: the folder .* does not exist"),
     (["--out", "."], "--out: . is a folder; expected a file name"),
+    (["--batch-identities", "50"], "--batch-identities 50: more persons than the 40 of "
+                                   "--identities"),
 ])
 def test_train_refuses_bad_options(options, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -153,8 +155,9 @@ def test_more_synthetic_pictures_than_the_memory_holds_are_refused(trained, caps
     status, out, err = run(capsys, "train", "--out", tmp_path / "m.npz", *TRAIN,
                            "--identities", "100000", "--per-identity", "10")
     assert status == 2 and "training on" not in out
-    assert ("--identities 100000: 1,000,200 synthetic pictures of 64x64: up to 53.2 GiB of "
-            "memory needed, 1.0 GiB available; lower --identities or --per-identity") in err
+    assert ("--identities 100000 --validation-identities 20: 1,000,200 synthetic pictures of "
+            "64x64: up to 53.2 GiB of memory needed, 1.0 GiB available; lower --identities, "
+            "--validation-identities or --per-identity") in err
     status, _, err = run(capsys, "evaluate", trained[0], *EVALUATE, "--identities", "100000")
     assert status == 2 and "evaluating on" not in err
     assert "--identities 100000: 1,000,000 synthetic pictures of 64x64" in err

@@ -239,10 +239,7 @@ def run_train(args):
         check_file_output(args.out, "--out")
         _check_device_usable(args.device)
         if args.data is None:
-            _check_synthetic_memory(args.identities + args.validation_identities,
-                                    args.per_identity, TRAINING_SIZE,
-                                    f"--identities {args.identities}",
-                                    "--identities or --per-identity")
+            _check_synthetic_persons(args)
         (images, labels), validation, source = _training_data(args)
     except (ValueError, FileNotFoundError) as error:
         raise InputError(str(error)) from None
@@ -274,6 +271,17 @@ def _check_device_usable(device):
         to_device(np.zeros(1, np.float32), device)
     except RuntimeError as error:
         raise InputError(f"--device {device}: {error}") from None
+
+
+def _check_synthetic_persons(args):
+    """Enough synthetic persons for a batch, and not more than the memory holds."""
+    if args.batch_identities > args.identities:
+        raise InputError(f"--batch-identities {args.batch_identities}: more persons than the "
+                         f"{args.identities} of --identities")
+    _check_synthetic_memory(args.identities + args.validation_identities, args.per_identity,
+                            TRAINING_SIZE, f"--identities {args.identities} "
+                            f"--validation-identities {args.validation_identities}",
+                            "--identities, --validation-identities or --per-identity")
 
 
 def _check_synthetic_memory(persons, per_person, size, option, lower):
