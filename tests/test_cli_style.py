@@ -230,7 +230,22 @@ def test_weights_info_names_the_file_style_transfer_would_use(no_weights_around,
     weights = _tiny_weights_file(tmp_path / "tiny.npz")
     monkeypatch.setenv("SCRATCHNET_WEIGHTS", weights)
     assert cli.main(["weights", "info"]) == 0
-    assert f"would use: {weights}" in capsys.readouterr().out
+    assert f"would use: {weights} (scratchnet-npz)" in capsys.readouterr().out
+
+
+def test_weights_info_refuses_the_file_it_would_use_when_style_transfer_would(
+        no_weights_around, tmp_path, monkeypatch, capsys):
+    """An empty file, a folder: style transfer stops on them, and weights info says so."""
+    (tmp_path / "empty.npz").write_bytes(b"")
+    (tmp_path / "folder.mat").mkdir()
+    for name, message in (("empty.npz", "the file is empty: style transfer would use this "
+                                        "file, and stops"),
+                          ("folder.mat", "which is not a file: style transfer stops")):
+        monkeypatch.setenv("SCRATCHNET_WEIGHTS", str(tmp_path / name))
+        assert cli.main(["weights", "info"]) == 2
+        captured = capsys.readouterr()
+        assert message in captured.err
+    assert f"folder   {tmp_path / 'folder.mat'}" in captured.out
 
 
 def test_weights_info_describes_a_file(tmp_path, capsys):

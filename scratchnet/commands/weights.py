@@ -65,16 +65,28 @@ def _list_places():
     style transfer's (io.find_vgg19_weights), so the two always agree."""
     print("VGG19 weights are looked for in these places, in order:")
     for path, where in io.weights_search_paths():
-        print(f"  {'found  ' if os.path.isfile(path) else 'missing'}  {path}  ({where})")
+        print(f"  {_state(path)}  {path}  ({where})")
     try:
-        print(f"would use: {io.find_vgg19_weights()}")
+        chosen = io.find_vgg19_weights()
     except io.WeightsNotFound as error:
         if os.environ.get("SCRATCHNET_WEIGHTS"):  # named by the user: no fallback
-            raise InputError(f"{error}: style transfer stops with this error until "
-                             "it names a weights file or is unset") from None
+            raise InputError(f"{error}: style transfer stops with this error until it "
+                             "names a weights file or is unset") from None
         print("none found: style transfer falls back to random weights (a weaker result); "
               "put a file in one of these places, set $SCRATCHNET_WEIGHTS, or pass --weights PATH")
+        return 0
+    try:
+        print(f"would use: {chosen} ({io.detect_format(chosen)})")
+    except (OSError, io.WeightsFormatError) as error:   # unreadable, or not weights at all
+        raise InputError(f"{error}: style transfer would use this file, and stops with "
+                         "this error") from None
     return 0
+
+
+def _state(path):
+    """'found', 'missing' or 'folder' (a folder where a weights file is looked for)."""
+    return ("found  " if os.path.isfile(path) else "folder " if os.path.isdir(path)
+            else "missing")
 
 
 def _convert(args):
