@@ -472,7 +472,7 @@ def _blend_weights(blend, n_styles):
     if blend is None:
         return [1.0 / n_styles] * n_styles
     if len(blend) != n_styles:
-        raise ValueError(f"style_blend: expected {n_styles} weights (one per style image), "
+        raise ValueError(f"style_blend: expected one weight per style image ({n_styles}), "
                          f"got {len(blend)}")
     total = sum(blend)
     return [w / total for w in blend]

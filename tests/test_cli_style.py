@@ -84,7 +84,8 @@ def test_a_large_image_is_downscaled_with_a_note(pictures, tmp_path, capsys):
 
 @pytest.mark.parametrize("arguments, message", [
     (["--style-layers", "conv1_1:0.5,conv9_1"], "conv9_1"),
-    (["--style-blend", "1,1,1"], "style_blend"),
+    (["--style-blend", "1,1,1"], "--style-blend: expected one weight per style image (1), got 3"),
+    (["--style-layers", "conv1_1,conv1_1"], "--style-layers: a layer is named twice"),
     (["--size", "12"], "--size 12: content.png becomes 12x10 pixels, but reaching conv5_1 "
                        "takes at least 16 on each side; raise --size"),
     (["--style-scale", "0.25"], "--style-scale 0.25: style.jpg becomes 8x8 pixels"),

@@ -104,7 +104,7 @@ def test_dlib(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--layers", "conv9_9"], "layer: expected one of conv1_1, conv1_2"),
+    (["--layers", "conv9_9"], "--layers: expected one of conv1_1, conv1_2"),
     (["--layers", "conv1_1", "--unit", "64"], "--unit 64: layer conv1_1 has 64 units (0 ... 63)"),
     (["--layers", "conv1_1", "conv3_1", "--unit", "100", "--maximize"],
      "--unit 100: layer conv1_1 has 64 units"),
@@ -157,6 +157,12 @@ def test_work_too_large_for_the_memory_is_refused_before_it_starts(argv, message
     status, _, stderr = run([*FAST, *argv, "-o", str(tmp_path / "o.png")], capsys)
     assert status == 2 and message in stderr and "1.0 GiB available; lower --size" in stderr
     assert "scanning" not in stderr and "maximising" not in stderr
+
+
+def test_synthetic_faces_too_small_to_draw_are_refused(tmp_path, capsys):
+    status, _, stderr = run(["--model", "face", "--size", "8", "--layers", "block1", "-o",
+                             str(tmp_path / "o.png")], capsys)
+    assert status == 2 and "--size 8: a synthetic face needs at least 16 pixels" in stderr
 
 
 def test_a_face_encoder_summary_takes_its_own_size_only(tmp_path, capsys):

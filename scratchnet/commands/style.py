@@ -52,6 +52,7 @@ DEMO_OPTIONS = {
     "tv_weight": 0.0005, "preserve_colors": True, "save_every": 25, "print_every": 10,
 }
 DEFAULT_SIZE = 256
+OPTION_OF_FIELD = {"content_normalization": "--content-cost"}   # where the names differ
 STRIP_HEIGHT = 128
 
 EXAMPLES = """examples:
@@ -224,7 +225,7 @@ def _prepare(args):
     try:
         problem = StyleTransfer(model, content, styles, settings)
     except ValueError as error:
-        raise InputError(str(error)) from error
+        raise InputError(_named_as_option(str(error))) from error
     if demo:
         progression = os.path.join(args.demo, "progression.png")
         demo_pictures = [(os.path.join(args.demo, "content.png"), content),
@@ -355,12 +356,21 @@ def _settings(options):
     try:
         settings = Settings(**fields)
     except ValueError as error:
-        raise InputError(str(error)) from error
+        raise InputError(_named_as_option(str(error))) from error
     for name in [settings.content_layer] + [name for name, _ in settings.style_layers]:
         if name not in VGG19_CONV_LAYERS:  # checked now, before the weights are read
             raise InputError(f"layer {name!r} is not a VGG19 layer; known: "
                              f"{', '.join(VGG19_CONV_LAYERS)}")
     return settings
+
+
+def _named_as_option(message):
+    """Settings' "style_blend: expected ..." as the command line's "--style-blend: expected ..."."""
+    field, colon, rest = message.partition(":")
+    if not colon or field not in Settings.__dataclass_fields__:
+        return message
+    option = OPTION_OF_FIELD.get(field, "--" + field.replace("_", "-"))
+    return f"{option}:{rest}"
 
 
 def _check_device_usable(device):

@@ -27,6 +27,7 @@ from ..face.datasets import IMAGE_EXTENSIONS
 from ..face.dlib.files import ModelFileNotFound
 from ..face.dlib.resnet import CHIP_SIZE, load_face_resnet
 from ..face.encoder import load_encoder
+from ..face.synthetic import MIN_SIZE as MIN_FACE_SIZE
 from ..face.synthetic import synthetic_faces
 from ..io.images import load_image, resize_image, save_image
 from ..models import FaceEncoder, vgg19
@@ -124,8 +125,11 @@ def _visualize(args):
     layers = args.layers or visualize.default_layers(model)
     started = time.perf_counter()
     try:
-        for layer in layers:
-            check_layer(model, layer)  # before a long scan
+        for layer in layers:   # before a long scan
+            try:
+                check_layer(model, layer)
+            except ValueError as error:
+                raise InputError(f"--layers: {str(error).partition(': ')[2]}") from None
         channels, made = _measure(model, layers, size)
         if args.maximize:
             _check_fits(backward_bytes(made, size * size), size, "gradient ascent on one picture")
@@ -247,6 +251,9 @@ def _images(args, kind, size, paths):
     if kind == "vgg19":
         return visualize.photo_crops(args.count, size)
     persons = -(-args.count // FACES_PER_PERSON)
+    if size < MIN_FACE_SIZE:
+        raise InputError(f"--size {size}: a synthetic face needs at least {MIN_FACE_SIZE} "
+                         "pixels on a side")
     faces, _ = synthetic_faces(persons, FACES_PER_PERSON, seed=0, size=size)
     return faces[: args.count]
 
