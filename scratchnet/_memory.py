@@ -66,10 +66,17 @@ def available_memory():
     """Bytes the system can give this process now without swapping, or None if unknown.
 
     Linux's MemAvailable (free memory plus the caches it can drop), else the
-    whole physical memory.
+    whole physical memory; and, inside a container whose memory is limited
+    (a control group's limit, as `docker run --memory` sets), no more than
+    the room left under that limit.
     """
+    known = [room for room in (_system_available(), _container_room()) if room is not None]
+    return min(known) if known else None
+
+
+def _system_available():
     try:
-        with open("/proc/meminfo") as meminfo:
+        with open(MEMINFO) as meminfo:
             for line in meminfo:
                 if line.startswith("MemAvailable:"):
                     return int(line.split()[1]) * 1024      # "MemAvailable:  123456 kB"
@@ -79,3 +86,36 @@ def available_memory():
         return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (AttributeError, ValueError, OSError):  # no sysconf, or not these names
         return None
+
+
+# A control group's memory: (its limit, its use, the statistics naming the file cache it can
+# drop), for cgroup v2, then v1. Without a limit, v2 writes "max" and v1 a huge number.
+CGROUP_FILES = (
+    ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current",
+     "/sys/fs/cgroup/memory.stat", "inactive_file"),
+    ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes",
+     "/sys/fs/cgroup/memory/memory.stat", "total_inactive_file"),
+)
+MEMINFO = "/proc/meminfo"
+NO_LIMIT_ABOVE = 1 << 60
+
+
+def _container_room():
+    """The limit of this process's control group less what the group uses (its droppable file
+    cache not counted, as `docker stats` counts), or None without a limit."""
+    for limit_file, usage_file, stat_file, cache_key in CGROUP_FILES:
+        try:
+            limit = _read_text(limit_file)
+            if limit == "max" or int(limit) >= NO_LIMIT_ABOVE:
+                return None
+            usage = int(_read_text(usage_file))
+            cache = dict(line.split() for line in _read_text(stat_file).splitlines())
+        except (OSError, ValueError):
+            continue                   # not this version of control groups
+        return max(0, int(limit) - usage + int(cache.get(cache_key, 0)))
+    return None
+
+
+def _read_text(path):
+    with open(path) as file:
+        return file.read().strip()
