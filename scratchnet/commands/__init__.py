@@ -123,7 +123,8 @@ FLOAT32_BYTES = 4
 # twice the numbers in all), and about 400 numbers a pixel more hold the convolutions' tiles
 # and the optimiser's state. Without one, each activation is freed once the next layer has
 # it and no one needs it: the peak measured two-thirds of `kept`. Measured on VGG19 in
-# style transfer and in `scratchnet visualize`, within 14% (docs/style-transfer.md).
+# style transfer and in `scratchnet visualize`: within 14% (docs/style-transfer.md), but
+# nearly twice the peak for a maximisation that stops at conv1_1 (docs/visualize.md).
 TAPE_COPIES = 2
 EXTRA_NUMBERS_PER_PIXEL = 400
 FORWARD_SHARE = 2 / 3
