@@ -61,7 +61,8 @@ def atomic_write(path):
     _fsync_folder(folder)
 
 
-ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")   # an .npz is a zip archive (or an empty one)
+ZIP_START = b"PK\x03\x04"                      # the first bytes of a zip archive holding a file
+ZIP_MAGICS = (ZIP_START, b"PK\x05\x06")         # an .npz is a zip archive (or an empty one)
 NPY_MAGIC = b"\x93NUMPY"                        # a single .npy array
 
 

@@ -70,12 +70,11 @@ import zipfile
 
 import numpy as np
 
-from ..serialize import load_npz, save_npz
+from ..serialize import ZIP_START, load_npz, save_npz
 
 FORMAT = "scratchnet-face-database"
 FORMAT_VERSION = 1
 KEYS = ("format", "version", "fingerprint", "embedding_size", "names", "embeddings", "counts")
-ZIP_START = b"PK\x03\x04"      # the first bytes of a zip archive holding a file
 SCORES_PER_CHUNK = 2 ** 22   # queries x enrolled scores held at once when identifying many
 
 

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..serialize import ZIP_START
 from .layout import VGG19_CONV_LAYERS, Preprocess, WeightsFormatError
 
 MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
@@ -94,7 +95,7 @@ def read(path):
 def read_state_dict(path):
     """Dict from name to NumPy array of the state dict saved at `path` (zip or legacy)."""
     with open(path, "rb") as file:
-        is_zip = file.read(4) == b"PK\x03\x04"
+        is_zip = file.read(len(ZIP_START)) == ZIP_START
     try:
         return _read_zip(path) if is_zip else _read_legacy(path)
     except WeightsFormatError:

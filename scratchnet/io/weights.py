@@ -42,6 +42,7 @@ and WeightsNotFound, listing them all, is raised when none exists.
 import os
 import zipfile
 
+from ..serialize import ZIP_START
 from . import keras_h5, matconvnet, npz, torch_pickle
 from .layout import (
     VGG19_WIDTHS,
@@ -52,7 +53,6 @@ from .layout import (
 )
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-ZIP_SIGNATURE = b"PK\x03\x04"
 
 READERS = {
     "matconvnet": matconvnet.read,
@@ -108,7 +108,7 @@ def detect_format(path):
             "save it again from MATLAB with save(..., '-v7')")
     if head.startswith(HDF5_SIGNATURE):
         return "keras-h5"
-    if head.startswith(ZIP_SIGNATURE):
+    if head.startswith(ZIP_START):
         return _zip_format(path)
     if head[257:262] == b"ustar":
         raise WeightsFormatError(
