@@ -8,6 +8,7 @@ never read back from the code under test.
 import doctest
 import os
 import tempfile
+import warnings
 
 import numpy as np
 import pytest
@@ -219,6 +220,17 @@ def test_a_decompression_bomb_is_refused_not_unpacked(tmp_path, monkeypatch):
     path = write(tmp_path, "bomb.png", Image.new("RGB", (64, 64)))
     with pytest.raises(ValueError, match="bomb.png: too many pixels to read safely"):
         load_image(path)
+
+
+def test_a_large_picture_below_the_refusal_reads_without_a_warning(tmp_path, monkeypatch):
+    # between MAX_IMAGE_PIXELS and twice that, Pillow only warns: the picture is read, quietly
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 3000)
+    path = write(tmp_path, "large.png", Image.new("RGB", (64, 64), (255, 0, 0)))   # 4096 pixels
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert image_shape(path) == (64, 64)
+        image = load_image(path)
+    np.testing.assert_array_equal(image[:, 0, 0], [1, 0, 0])
 
 
 def test_truncated_jpeg_is_not_an_image(tmp_path):

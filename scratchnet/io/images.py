@@ -37,6 +37,7 @@ True
 
 import contextlib
 import os
+import warnings
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
@@ -122,8 +123,13 @@ def _opened(path):
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such image file")
     try:
-        with Image.open(path) as opened:
-            yield opened
+        with warnings.catch_warnings():
+            # Pillow warns from 89 million pixels and refuses from twice that; a picture
+            # between the two is read like any other (the commands check that its work fits
+            # in the memory), so the warning's raw line would only alarm.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as opened:
+                yield opened
     except (UnidentifiedImageError, OSError) as error:
         raise ValueError(f"{path}: not an image Pillow can read ({error})") from error
     except Image.DecompressionBombError as error:   # a small file that unpacks to gigabytes
