@@ -160,13 +160,17 @@ def test_more_synthetic_pictures_than_the_memory_holds_are_refused(trained, caps
             "--validation-identities or --per-identity") in err
     status, _, err = run(capsys, "evaluate", trained[0], *EVALUATE, "--identities", "100000")
     assert status == 2 and "evaluating on" not in err
-    assert "--identities 100000: 1,000,000 synthetic pictures of 64x64" in err
-    # nine vectors of 128 float32 numbers a pair: 4.3 GiB for a million pairs, 5.4 with the
-    # estimate's 15% and the process's 0.5 GiB
-    status, _, err = run(capsys, "evaluate", trained[0], *EVALUATE, "--pairs", "1000000")
+    assert ("--pairs 200 --identities 100000: 200 pairs and 1,000,000 synthetic pictures of "
+            "64x64") in err
+    # nine vectors of 128 float32 numbers a pair: 4.29 GiB for a million pairs; with the 6,000
+    # pictures of 600 persons (0.27 GiB) 4.57, and 5.8 with the estimate's 15% and the
+    # process's 0.5 GiB: the two are checked together
+    status, _, err = run(capsys, "evaluate", trained[0], *EVALUATE, "--pairs", "1000000",
+                         "--identities", "600")
     assert status == 2 and "evaluating on" not in err
-    assert ("--pairs 1000000: 1,000,000 pairs: up to 5.4 GiB of memory needed, 1.0 GiB "
-            "available; lower --pairs") in err
+    assert ("--pairs 1000000 --identities 600: 1,000,000 pairs and 6,000 synthetic pictures of "
+            "64x64: up to 5.8 GiB of memory needed, 1.0 GiB available; lower --pairs or "
+            "--identities") in err
 
 
 def test_train_resume_without_a_checkpoint_is_exit_2(capsys, tmp_path):

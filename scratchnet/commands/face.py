@@ -274,22 +274,17 @@ def _check_device_usable(device):
 
 
 def _check_synthetic_persons(args):
-    """Enough synthetic persons for a batch, and not more than the memory holds."""
+    """Enough synthetic persons for a batch, and their pictures (float32 RGB) not more than the
+    memory available now holds: else an InputError, rather than a generator the system kills."""
     if args.batch_identities > args.identities:
         raise InputError(f"--batch-identities {args.batch_identities}: more persons than the "
                          f"{args.identities} of --identities")
-    _check_synthetic_memory(args.identities + args.validation_identities, args.per_identity,
-                            TRAINING_SIZE, f"--identities {args.identities} "
-                            f"--validation-identities {args.validation_identities}",
-                            "--identities, --validation-identities or --per-identity")
-
-
-def _check_synthetic_memory(persons, per_person, size, option, lower):
-    """The synthetic pictures, float32 RGB, fit in the memory available now: else an
-    InputError naming `option` (rather than a generator the system kills)."""
-    count = persons * per_person
-    check_memory(count * 3 * size * size * FLOAT32_BYTES, option,
-                 f"{count:,} synthetic pictures of {size}x{size}", lower)
+    count = (args.identities + args.validation_identities) * args.per_identity
+    check_memory(count * 3 * TRAINING_SIZE * TRAINING_SIZE * FLOAT32_BYTES,
+                 f"--identities {args.identities} --validation-identities "
+                 f"{args.validation_identities}",
+                 f"{count:,} synthetic pictures of {TRAINING_SIZE}x{TRAINING_SIZE}",
+                 "--identities, --validation-identities or --per-identity")
 
 
 def _training_data(args):
@@ -494,17 +489,27 @@ def _add_evaluate(actions):
     parser.set_defaults(run=guarded(run_evaluate))
 
 
+def _check_evaluation_memory(args, encoder):
+    """The verification pairs and, without --data, the synthetic persons' pictures fit in the
+    memory available now, together (a folder's pictures are not known before it is read)."""
+    pairs_bytes = args.pairs * PAIR_VECTORS * encoder.network.embedding_size * FLOAT32_BYTES
+    if args.data is not None:
+        check_memory(pairs_bytes, f"--pairs {args.pairs}", f"{args.pairs:,} pairs", "--pairs")
+        return
+    pictures, side = args.identities * EVALUATION_PICTURES_PER_PERSON, encoder.image_size
+    check_memory(pairs_bytes + pictures * 3 * side * side * FLOAT32_BYTES,
+                 f"--pairs {args.pairs} --identities {args.identities}",
+                 f"{args.pairs:,} pairs and {pictures:,} synthetic pictures of {side}x{side}",
+                 "--pairs or --identities")
+
+
 def run_evaluate(args):
     _check_evaluation_outputs(args)
     encoder, arrays = _load_encoder(args.model, with_arrays=True)
-    check_memory(args.pairs * PAIR_VECTORS * encoder.network.embedding_size * FLOAT32_BYTES,
-                 f"--pairs {args.pairs}", f"{args.pairs:,} pairs", "--pairs")
+    _check_evaluation_memory(args, encoder)
     note = (lambda line: print(line, file=sys.stderr)) if args.json else print
     started = time.perf_counter()
     if args.data is None:
-        _check_synthetic_memory(args.identities, EVALUATION_PICTURES_PER_PERSON,
-                                encoder.image_size, f"--identities {args.identities}",
-                                "--identities")
         images, labels = synthetic_faces(args.identities, EVALUATION_PICTURES_PER_PERSON,
                                          seed=args.seed, size=encoder.image_size)
         source = f"synthetic persons, seed {args.seed}"
