@@ -163,6 +163,13 @@ def _stack(rng):
     return f"2 x {shape} axis 1", lambda x, y: F.stack([x, y], 1), (_tensor(rng, shape), _tensor(rng, shape))
 
 
+@case("pixel_unshuffle")
+def _pixel_unshuffle(rng):
+    r = int(rng.integers(1, 4))
+    shape = (2, int(rng.integers(1, 3)), r * int(rng.integers(1, 3)), r * int(rng.integers(1, 3)))
+    return f"{shape} r={r}", lambda t: F.pixel_unshuffle(t, r), (_tensor(rng, shape),)
+
+
 # ------------------------------------------------------------------ linalg
 
 @case("matmul")

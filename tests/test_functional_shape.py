@@ -1,4 +1,4 @@
-"""reshape, permute, transpose, indexing, cat, stack, pad: gradients and values."""
+"""reshape, permute, transpose, indexing, cat, stack, pad, pixel (un)shuffle: gradients and values."""
 
 import numpy as np
 import pytest
@@ -155,3 +155,51 @@ def test_pad_matches_torch():
 def test_bad_pad_arguments_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         F.pad(Tensor(np.ones((2, 3, 4))), **kwargs)
+
+
+def test_pixel_unshuffle_moves_each_square_into_channels():
+    # x[n, c, h, w] = 1000 c + 10 h + w, so every entry says where it came from
+    c, h, w = np.meshgrid(np.arange(2), np.arange(4), np.arange(6), indexing="ij")
+    x = (1000 * c + 10 * h + w)[None].astype(float)                 # (1, 2, 4, 6)
+    y = F.pixel_unshuffle(Tensor(x), 2).data
+    assert y.shape == (1, 8, 2, 3)
+    for channel, (i, j) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)]):
+        # channel c r^2 + i r + j holds x[c, 2 h + i, 2 w + j]
+        np.testing.assert_array_equal(y[0, 4 + channel], x[0, 1, i::2, j::2])
+
+
+@settings(max_examples=15, deadline=None)
+@given(batch=array_shapes(min_dims=0, max_dims=2, max_side=2), c=st.integers(1, 3),
+       r=st.integers(1, 3), h=st.integers(1, 2), w=st.integers(1, 2), data=st.data())
+def test_pixel_shuffle_undoes_unshuffle_and_gradients_check(batch, c, r, h, w, data):
+    (x,) = random_tensors(np.random.default_rng(data.draw(seeds)), batch + (c, h * r, w * r))
+    y = F.pixel_unshuffle(x, r)
+    assert y.shape == batch + (c * r * r, h, w)
+    np.testing.assert_array_equal(F.pixel_shuffle(y, r).data, x.data)
+    assert gradcheck(lambda t: F.pixel_unshuffle(t, r), (x,))
+    assert gradcheck(lambda t: F.pixel_shuffle(t, r), (Tensor(y.data, requires_grad=True),))
+
+
+def test_pixel_shuffles_match_torch():
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(12).standard_normal((2, 3, 4, 6))
+    assert_matches_torch(lambda t: F.pixel_unshuffle(t, 2),
+                         lambda t: torch.nn.functional.pixel_unshuffle(t, 2), [x])
+    z = np.random.default_rng(13).standard_normal((2, 18, 2, 1))
+    assert_matches_torch(lambda t: F.pixel_shuffle(t, 3),
+                         lambda t: torch.nn.functional.pixel_shuffle(t, 3), [z])
+
+
+@pytest.mark.parametrize(
+    "op, shape, factor, message",
+    [
+        (F.pixel_unshuffle, (1, 3, 4, 5), 2, r"divisible by downscale_factor = 2, got shape \(1, 3, 4, 5\)"),
+        (F.pixel_unshuffle, (1, 3, 4, 4), 0, r"downscale_factor: expected a positive int, got 0"),
+        (F.pixel_unshuffle, (4, 4), 2, r"expects \(\*, C, H, W\), got shape \(4, 4\)"),
+        (F.pixel_shuffle, (1, 6, 2, 2), 2, r"channels divisible by upscale_factor\^2 = 4"),
+        (F.pixel_shuffle, (1, 4, 2, 2), 2.0, r"upscale_factor: expected a positive int, got 2.0"),
+    ],
+)
+def test_bad_pixel_shuffle_arguments_are_refused(op, shape, factor, message):
+    with pytest.raises(ValueError, match=message):
+        op(Tensor(np.ones(shape)), factor)

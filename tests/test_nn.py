@@ -578,6 +578,15 @@ def test_flatten_and_identity():
         nn.Flatten(2, 1)(x)
 
 
+@pytest.mark.parametrize("name, factor, shape", [("PixelUnshuffle", 2, (2, 3, 4, 6)),
+                                                 ("PixelShuffle", 3, (2, 18, 2, 1))])
+def test_pixel_shuffle_layers_against_torch(name, factor, shape):
+    torch = pytest.importorskip("torch")
+    ours, theirs = getattr(nn, name)(factor), getattr(torch.nn, name)(factor)
+    assert repr(ours) == repr(theirs)
+    assert_matches_torch_module(ours, theirs, random_input(shape))
+
+
 def test_flatten_against_torch():
     torch = pytest.importorskip("torch")
     x = random_input((2, 3, 4, 5))
@@ -880,7 +889,7 @@ def test_init_refuses_bad_arguments():
 # ======================================================= docstring examples
 
 NN_MODULES = ["module", "init", "rng", "conv", "linear", "pool", "norm", "activation",
-              "flatten", "dropout", "loss"]
+              "flatten", "pixel_shuffle", "dropout", "loss"]
 
 
 @pytest.mark.parametrize("name", ["scratchnet.nn"] + [f"scratchnet.nn.{n}" for n in NN_MODULES]

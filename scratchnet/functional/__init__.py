@@ -20,14 +20,26 @@ from .loss import binary_cross_entropy, binary_cross_entropy_with_logits, mse_lo
 from .norm import batch_norm
 from .pool import avg_pool1d, avg_pool2d, avg_pool3d, max_pool1d, max_pool2d, max_pool3d
 from .reduce import max, mean, sum
-from .shape import cat, getitem, pad, permute, reshape, stack, to_device, transpose
+from .shape import (
+    cat,
+    getitem,
+    pad,
+    permute,
+    pixel_shuffle,
+    pixel_unshuffle,
+    reshape,
+    stack,
+    to_device,
+    transpose,
+)
 from .triplet import batch_triplet_loss, pairwise_sq_distances, triplet_loss
 
 __all__ = [
     "Function", "unbroadcast",
     "add", "sub", "mul", "div", "pow", "neg", "exp", "log", "sqrt", "abs", "clamp", "clip",
     "sum", "mean", "max",
-    "reshape", "permute", "transpose", "getitem", "cat", "stack", "pad", "to_device",
+    "reshape", "permute", "transpose", "getitem", "cat", "stack", "pad", "pixel_shuffle",
+    "pixel_unshuffle", "to_device",
     "matmul", "linear", "normalize", "batch_norm",
     "relu", "sigmoid", "tanh", "softmax", "log_softmax",
     "mse_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits",

@@ -4,6 +4,7 @@ Each forward picks, copies or reorders entries of x; its backward sends
 every entry of dJ/dy back to the place in x it came from:
 
     reshape, permute    the inverse reshape / permutation of dy
+    pixel_(un)shuffle   a reshape and a permutation, so the same
     x[index]            a zero array of x's shape with dy added at `index`
                         (np.add.at, so an entry picked twice gets both parts)
     cat, stack          dy cut back into the pieces
@@ -163,6 +164,49 @@ def pad(x, pad, mode="constant", value=0.0):
     pairs = [(int(pad[i]), int(pad[i + 1])) for i in range(0, len(pad), 2)]  # last axis first
     widths = [(0, 0)] * (x.ndim - len(pairs)) + pairs[::-1]
     return Pad.apply(x, widths=tuple(widths), value=value)
+
+
+def pixel_unshuffle(x, downscale_factor):
+    """Space to depth (torch.nn.functional.pixel_unshuffle): (*, C, H, W) -> (*, C r^2, H/r, W/r).
+
+    Each r x r square of pixels becomes one position holding its r^2 values as channels:
+    y[..., c r^2 + i r + j, h, w] = x[..., c, h r + i, w r + j]. Nothing is lost, unlike a
+    pooling, and a convolution after it works at 1/r^2 of the positions.
+    """
+    r = _check_factor("downscale_factor", downscale_factor)
+    *batch, c, h, w = _check_image_axes(x, "pixel_unshuffle")
+    if h % r or w % r:
+        raise ValueError(f"x: expected height and width divisible by downscale_factor = {r}, "
+                         f"got shape {tuple(x.shape)}")
+    squares = reshape(x, (*batch, c, h // r, r, w // r, r))   # (..., c, h', i, w', j)
+    n = len(batch)
+    channels_first = permute(squares, (*range(n), n, n + 2, n + 4, n + 1, n + 3))
+    return reshape(channels_first, (*batch, c * r * r, h // r, w // r))
+
+
+def pixel_shuffle(x, upscale_factor):
+    """Depth to space, the inverse of pixel_unshuffle: (*, C r^2, H, W) -> (*, C, H r, W r)."""
+    r = _check_factor("upscale_factor", upscale_factor)
+    *batch, c, h, w = _check_image_axes(x, "pixel_shuffle")
+    if c % (r * r):
+        raise ValueError(f"x: expected channels divisible by upscale_factor^2 = {r * r}, "
+                         f"got shape {tuple(x.shape)}")
+    split = reshape(x, (*batch, c // (r * r), r, r, h, w))    # (..., c', i, j, h, w)
+    n = len(batch)
+    interleaved = permute(split, (*range(n), n, n + 3, n + 1, n + 4, n + 2))
+    return reshape(interleaved, (*batch, c // (r * r), h * r, w * r))
+
+
+def _check_factor(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name}: expected a positive int, got {value!r}")
+    return int(value)
+
+
+def _check_image_axes(x, op):
+    if x.ndim < 3:
+        raise ValueError(f"x: {op} expects (*, C, H, W), got shape {tuple(x.shape)}")
+    return tuple(x.shape)
 
 
 def to_device(x, device):

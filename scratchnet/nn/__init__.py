@@ -31,12 +31,14 @@ from .linear import Identity, Linear
 from .loss import CrossEntropyLoss, MSELoss
 from .module import IncompatibleKeys, Module, Parameter, Sequential
 from .norm import BatchNorm1d, BatchNorm2d, BatchNorm3d, ChannelAffine
+from .pixel_shuffle import PixelShuffle, PixelUnshuffle
 from .pool import AvgPool1d, AvgPool2d, AvgPool3d, MaxPool1d, MaxPool2d, MaxPool3d
 from .rng import manual_seed
 
 __all__ = [
     "Module", "Parameter", "Sequential", "IncompatibleKeys",
     "Conv1d", "Conv2d", "Conv3d", "Linear", "Identity", "Flatten", "Dropout",
+    "PixelUnshuffle", "PixelShuffle",
     "MaxPool1d", "MaxPool2d", "MaxPool3d", "AvgPool1d", "AvgPool2d", "AvgPool3d",
     "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "ChannelAffine",
     "ReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax",
