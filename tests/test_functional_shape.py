@@ -1,4 +1,4 @@
-"""reshape, permute, transpose, indexing, cat, stack, pad, pixel (un)shuffle: gradients and values."""
+"""reshape, permute, transpose, indexing, cat, stack, pad, pixel_(un)shuffle: values, gradients."""
 
 import numpy as np
 import pytest
@@ -193,7 +193,8 @@ def test_pixel_shuffles_match_torch():
 @pytest.mark.parametrize(
     "op, shape, factor, message",
     [
-        (F.pixel_unshuffle, (1, 3, 4, 5), 2, r"divisible by downscale_factor = 2, got shape \(1, 3, 4, 5\)"),
+        (F.pixel_unshuffle, (1, 3, 4, 5), 2,
+         r"divisible by downscale_factor = 2, got shape \(1, 3, 4, 5\)"),
         (F.pixel_unshuffle, (1, 3, 4, 4), 0, r"downscale_factor: expected a positive int, got 0"),
         (F.pixel_unshuffle, (4, 4), 2, r"expects \(\*, C, H, W\), got shape \(4, 4\)"),
         (F.pixel_shuffle, (1, 6, 2, 2), 2, r"channels divisible by upscale_factor\^2 = 4"),

@@ -125,8 +125,8 @@ def _opened(path):
     try:
         with warnings.catch_warnings():
             # Pillow warns from 89 million pixels and refuses from twice that; a picture
-            # between the two is read like any other (the commands check that its work fits
-            # in the memory), so the warning's raw line would only alarm.
+            # between the two is a large photograph more often than an attack, and is read
+            # like any other, without the warning's raw line.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as opened:
                 yield opened
