@@ -196,7 +196,7 @@ def torch_face_step(torch, params, widths, images, labels, device):
     def step():
         optimizer.zero_grad()
         embeddings = torch.nn.functional.normalize(model(x))
-        anchors, positives, negatives = torch_batch_hard(torch, embeddings.detach(), y)
+        anchors, positives, negatives = torch_batch_hard_triplets(torch, embeddings.detach(), y)
         to_positive = ((embeddings[anchors] - embeddings[positives]) ** 2).sum(dim=1)
         to_negative = ((embeddings[anchors] - embeddings[negatives]) ** 2).sum(dim=1)
         loss = torch.relu(to_positive - to_negative + MARGIN).sum()
@@ -207,7 +207,7 @@ def torch_face_step(torch, params, widths, images, labels, device):
     return step
 
 
-def torch_batch_hard(torch, embeddings, labels):
+def torch_batch_hard_triplets(torch, embeddings, labels):
     """The batch-hard rule of kernels.select_triplets: farthest positive, nearest negative."""
     squared = (embeddings ** 2).sum(dim=1)
     distances = (squared[:, None] + squared[None, :] - 2 * embeddings @ embeddings.T).clamp(min=0)
