@@ -18,7 +18,7 @@ import argparse
 import numpy as np
 
 from benchmarks._harness import markdown_table, summarize, time_round_robin
-from benchmarks.gpu import torch_batch_hard_triplets
+from benchmarks.gpu import torch_batch_hard_loss
 from kernels._workers import N_WORKERS
 from scratchnet.face.synthetic import synthetic_faces
 from scratchnet.face.training import Trainer, TrainingSettings, augment
@@ -73,11 +73,7 @@ def torch_step(torch, images, labels, settings, state):
                                              replace=False) for p in chosen])
         x = torch.from_numpy(augment(images[indices], rng))
         y = torch.from_numpy(labels[indices])
-        embeddings = forward(x)
-        anchors, positives, negatives = torch_batch_hard_triplets(torch, embeddings.detach(), y)
-        to_positive = ((embeddings[anchors] - embeddings[positives]) ** 2).sum(dim=1)
-        to_negative = ((embeddings[anchors] - embeddings[negatives]) ** 2).sum(dim=1)
-        loss = torch.relu(to_positive - to_negative + settings.alpha).sum()
+        loss = torch_batch_hard_loss(torch, forward(x), y, settings.alpha)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -196,10 +196,7 @@ def torch_face_step(torch, params, widths, images, labels, device):
     def step():
         optimizer.zero_grad()
         embeddings = torch.nn.functional.normalize(model(x))
-        anchors, positives, negatives = torch_batch_hard_triplets(torch, embeddings.detach(), y)
-        to_positive = ((embeddings[anchors] - embeddings[positives]) ** 2).sum(dim=1)
-        to_negative = ((embeddings[anchors] - embeddings[negatives]) ** 2).sum(dim=1)
-        loss = torch.relu(to_positive - to_negative + MARGIN).sum()
+        loss = torch_batch_hard_loss(torch, embeddings, y, MARGIN)
         loss.backward()
         optimizer.step()
         return loss.item()
@@ -207,7 +204,15 @@ def torch_face_step(torch, params, widths, images, labels, device):
     return step
 
 
-def torch_batch_hard_triplets(torch, embeddings, labels):
+def torch_batch_hard_loss(torch, embeddings, labels, margin):
+    """J = sum of max(d(A, P) - d(A, N) + margin, 0) over the batch-hard triplets."""
+    anchors, positives, negatives = _batch_hard_triplets(torch, embeddings.detach(), labels)
+    to_positive = ((embeddings[anchors] - embeddings[positives]) ** 2).sum(dim=1)
+    to_negative = ((embeddings[anchors] - embeddings[negatives]) ** 2).sum(dim=1)
+    return torch.relu(to_positive - to_negative + margin).sum()
+
+
+def _batch_hard_triplets(torch, embeddings, labels):
     """The batch-hard rule of kernels.select_triplets: farthest positive, nearest negative."""
     squared = (embeddings ** 2).sum(dim=1)
     distances = (squared[:, None] + squared[None, :] - 2 * embeddings @ embeddings.T).clamp(min=0)

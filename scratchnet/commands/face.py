@@ -280,11 +280,16 @@ def _check_synthetic_persons(args):
         raise InputError(f"--batch-identities {args.batch_identities}: more persons than the "
                          f"{args.identities} of --identities")
     count = (args.identities + args.validation_identities) * args.per_identity
-    check_memory(count * 3 * TRAINING_SIZE * TRAINING_SIZE * FLOAT32_BYTES,
+    check_memory(_pictures_bytes(count, TRAINING_SIZE),
                  f"--identities {args.identities} --validation-identities "
                  f"{args.validation_identities}",
                  f"{count:,} synthetic pictures of {TRAINING_SIZE}x{TRAINING_SIZE}",
                  "--identities, --validation-identities or --per-identity")
+
+
+def _pictures_bytes(count, side):
+    """The bytes of `count` synthetic pictures of side x side, float32 RGB."""
+    return count * 3 * side * side * FLOAT32_BYTES
 
 
 def _training_data(args):
@@ -497,7 +502,7 @@ def _check_evaluation_memory(args, encoder):
         check_memory(pairs_bytes, f"--pairs {args.pairs}", f"{args.pairs:,} pairs", "--pairs")
         return
     pictures, side = args.identities * EVALUATION_PICTURES_PER_PERSON, encoder.image_size
-    check_memory(pairs_bytes + pictures * 3 * side * side * FLOAT32_BYTES,
+    check_memory(pairs_bytes + _pictures_bytes(pictures, side),
                  f"--pairs {args.pairs} --identities {args.identities}",
                  f"{args.pairs:,} pairs and {pictures:,} synthetic pictures of {side}x{side}",
                  "--pairs or --identities")
