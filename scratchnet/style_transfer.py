@@ -319,12 +319,16 @@ def transfer(content, styles, settings=None, model=None, callback=None, log=None
 
 
 def progression_strip(content, styles, result, height=128):
-    """C, each S, then G at each kept iteration (Result.snapshots), side by side and labelled."""
+    """C, each S, then G at each kept iteration (Result.snapshots), side by side and labelled.
+
+    Every picture is shown `height` pixels high, a small result enlarged, so that each
+    label ("iteration 250") fits under its picture.
+    """
     labels = ["content"] + (["style"] if len(styles) == 1 else
                             [f"style {i + 1}" for i in range(len(styles))])
     labels += [f"iteration {iteration}" for iteration, _ in result.snapshots]
     pictures = [content, *styles] + [image for _, image in result.snapshots]
-    return image_strip(pictures, labels, height=min(height, result.image.shape[1]))
+    return image_strip(pictures, labels, height=height)
 
 
 def format_progress(p):

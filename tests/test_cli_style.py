@@ -48,6 +48,9 @@ def test_a_tiny_run_writes_the_picture_into_a_new_folder(pictures, tmp_path, cap
         assert written.size == (32, 27)  # longest side 32, proportions of 48 x 40
     for name in ("out_0001.png", "out_0002.png", "out_progression.png"):
         assert (out.parent / name).is_file(), name
+    with Image.open(out.parent / "out_progression.png") as strip:  # enlarged so labels fit
+        height = style_command.STRIP_HEIGHT
+        assert strip.size[1] > height and strip.size[0] > 5 * height
     captured = capsys.readouterr()
     assert "iteration 3/3" in captured.err and str(out) in captured.out
 

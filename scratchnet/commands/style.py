@@ -7,7 +7,8 @@ The content image is resized so that its longest side is --size pixels; each
 style image so that its longest side is --style-scale times that. The run
 prints a progress line every --print-every iterations, writes OUT_0050.png
 and so on every --save-every iterations, and at the end OUT.png and, when
-intermediate images were kept, OUT_progression.png (a strip of them).
+intermediate images were kept, OUT_progression.png (a strip of them, each
+shown 128 pixels high with its label under it).
 
 Exit status: 0 when the picture is written; 2 for bad input (a missing or
 unreadable image, weights that do not fit, a bad option value, --device cuda
@@ -53,7 +54,7 @@ DEMO_OPTIONS = {
 }
 DEFAULT_SIZE = 256
 OPTION_OF_FIELD = {"content_normalization": "--content-cost"}   # where the names differ
-STRIP_HEIGHT = 128
+STRIP_HEIGHT = 128                 # pixels; smaller results are enlarged in the strip
 
 EXAMPLES = """examples:
   scratchnet style photo.jpg painting.jpg -o out.png
