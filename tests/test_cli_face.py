@@ -217,11 +217,13 @@ def test_evaluate_writes_the_three_pictures(trained, capsys, tmp_path):
             assert min(picture.size) > 50, (name, picture.size)
 
 
-def test_evaluate_draws_zero_leaves_them_out_and_a_negative_count_is_refused(trained, capsys):
+def test_evaluate_draws_zero_leaves_them_out_and_a_count_out_of_range_is_refused(trained, capsys):
     status, out, _ = run(capsys, "evaluate", trained[0], *EVALUATE, "--json", "--draws", "0")
     assert status == 0 and "best_threshold_bound" not in json.loads(out)
-    status, _, err = run(capsys, "evaluate", trained[0], *EVALUATE, "--draws", "-1")
-    assert status == 2 and "argument --draws: expected an integer >= 0, got '-1'" in err
+    for draws in ("-1", "1001"):
+        status, _, err = run(capsys, "evaluate", trained[0], *EVALUATE, "--draws", draws)
+        assert status == 2
+        assert f"argument --draws: expected an integer from 0 to 1000, got '{draws}'" in err
 
 
 @pytest.mark.parametrize("options, message", [

@@ -55,6 +55,14 @@ def int_at_least(minimum, why=""):
     return parse
 
 
+def int_between(minimum, maximum, why=""):
+    """An argument type for integers from minimum to maximum; `why` is said after the range."""
+    def parse(text):
+        return _number(int, text, lambda v: minimum <= v <= maximum,
+                       f"an integer from {minimum} to {maximum}{why}")
+    return parse
+
+
 def positive_float(text):
     return _number(float, text, lambda v: 0 < v < float("inf"), "a positive number")
 

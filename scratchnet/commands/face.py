@@ -66,6 +66,7 @@ from . import (
     check_memory,
     guarded,
     int_at_least,
+    int_between,
     non_negative_float,
     non_negative_int,
     positive_float,
@@ -481,9 +482,11 @@ def _add_evaluate(actions):
                         default=evaluation.EVALUATION_PAIRS,
                         help=f"verification pairs, 10 or more (default "
                         f"{evaluation.EVALUATION_PAIRS})")
-    parser.add_argument("--draws", type=non_negative_int, default=evaluation.DRAWS, metavar="N",
-                        help=f"enrolment draws (seeds 0 .. N-1) to average recognition over "
-                        f"(default {evaluation.DRAWS}; 0 leaves them out)")
+    parser.add_argument("--draws", type=int_between(0, evaluation.MAX_DRAWS), metavar="N",
+                        default=evaluation.DRAWS,
+                        help=f"enrolment draws (seeds 0 .. N-1) to average recognition over, "
+                        f"up to {evaluation.MAX_DRAWS} (default {evaluation.DRAWS}; 0 leaves "
+                        f"them out)")
     parser.add_argument("--baseline", action="store_true",
                         help="also the raw-pixel baseline on the same pairs")
     parser.add_argument("--roc", metavar="ROC.png", help="draw the ROC curve there")

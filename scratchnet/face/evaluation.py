@@ -45,6 +45,7 @@ CLASSIFIER_PREFIX = "classifier."
 EVALUATION_PAIRS = 6000          # as many as LFW's protocol has
 ENROLLED = 100                   # K of the recognition test
 DRAWS = 6                        # enrolment draws that `evaluate` averages over
+MAX_DRAWS = 1000                 # about a minute of draws (0.05 s each for K = 100 of 600)
 
 
 def pair_embeddings(encoder, images, labels, n_pairs, seed, embeddings=None):
