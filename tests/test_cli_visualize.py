@@ -64,6 +64,24 @@ def test_images_from_a_folder_and_chosen_units(tmp_path, capsys):
     assert "scanning 3 images of 32x32" in stderr
 
 
+def test_count_takes_the_first_pictures_of_a_folder_in_name_order(tmp_path, capsys):
+    """p0 and p1 are pictures, p2 ... p4 are not: only a scan of all five reads them."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for index in range(2):
+        Image.fromarray(np.full((40, 40, 3), 99 * index, dtype=np.uint8)).save(
+            folder / f"p{index}.png")
+    for index in range(2, 5):
+        (folder / f"p{index}.png").write_bytes(b"not a picture")
+    arguments = [*FAST[:4], "--images", str(folder), "--layers", "conv1_1",
+                 "-o", str(tmp_path / "o.png")]
+    status, _, stderr = run([*arguments, "--count", "2"], capsys)
+    assert status == 0 and "--count 2: the first 2 of the 5 pictures" in stderr
+    assert "scanning 2 images of 32x32" in stderr
+    status, _, stderr = run(arguments, capsys)
+    assert status == 2 and "p2.png" in stderr
+
+
 def test_maximize(tmp_path, capsys):
     out = tmp_path / "max.png"
     status, _, stderr = run(["--weights", "random", "--layers", "conv1_1", "--units", "2",

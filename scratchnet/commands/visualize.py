@@ -49,6 +49,7 @@ MAXIMIZE_SIZE = 96
 PROBE_SIZE = 128        # the largest picture the layers are measured on, scaled up to --size
 SCAN_BATCH = 8          # pictures per forward pass of the scan
 FACES_PER_PERSON = 4
+DEMO_COUNT = 16         # demo pictures scanned when --count is not given
 
 EXAMPLES = """examples:
   scratchnet visualize -o vgg19.png                     (VGG19, the shipped photos)
@@ -93,8 +94,9 @@ def add_parser(commands):
     source.add_argument("--demo", action="store_true",
                         help="scan the shipped photos (synthetic faces for face models); "
                         "the default")
-    parser.add_argument("--count", type=positive_int, default=16, metavar="N",
-                        help="how many demo images (default 16)")
+    parser.add_argument("--count", type=positive_int, metavar="N",
+                        help=f"how many images: demo images (default {DEMO_COUNT}), or the "
+                        f"first N of --images DIR in name order (default: all of them)")
     parser.add_argument("--size", type=positive_int, metavar="S",
                         help="image side in pixels (default 128, 96 with --maximize; face "
                         "models: their input size)")
@@ -135,8 +137,8 @@ def _visualize(args):
             _check_fits(backward_bytes(made, size * size), size, "gradient ascent on one picture")
             picture = _maximized(model, layers, _units(args, channels), args, size)
         else:
-            paths = None if args.images is None else _picture_paths(args.images)
-            count = args.count if paths is None else len(paths)
+            paths = None if args.images is None else _picture_paths(args.images, args.count)
+            count = len(paths) if paths is not None else args.count or DEMO_COUNT
             # the pictures, and the 1-byte answers of the scan's check that each is finite
             pictures_bytes = (FLOAT32_BYTES + 1) * 3 * count * as_float(size) ** 2
             _check_fits(min(SCAN_BATCH, count) * forward_bytes(made) + pictures_bytes, size,
@@ -248,18 +250,20 @@ def _load_model(model, weights):
 def _images(args, kind, size, paths):
     if paths is not None:
         return _folder_images(paths, size)
+    count = args.count or DEMO_COUNT
     if kind == "vgg19":
-        return visualize.photo_crops(args.count, size)
-    persons = -(-args.count // FACES_PER_PERSON)
+        return visualize.photo_crops(count, size)
+    persons = -(-count // FACES_PER_PERSON)
     if size < MIN_FACE_SIZE:
         raise InputError(f"--size {size}: a synthetic face needs at least {MIN_FACE_SIZE} "
                          "pixels on a side")
     faces, _ = synthetic_faces(persons, FACES_PER_PERSON, seed=0, size=size)
-    return faces[: args.count]
+    return faces[:count]
 
 
-def _picture_paths(folder):
-    """The pictures in `folder` (by their extension), sorted; an InputError if none."""
+def _picture_paths(folder, count=None):
+    """The pictures in `folder` (by their extension), sorted, the first `count` of them if
+    given; an InputError if none."""
     if not os.path.isdir(folder):
         raise InputError(f"--images: {folder} is not a folder")
     paths = sorted(entry.path for entry in os.scandir(folder)
@@ -267,7 +271,9 @@ def _picture_paths(folder):
                    in IMAGE_EXTENSIONS)
     if not paths:
         raise InputError(f"--images: no pictures ({' '.join(IMAGE_EXTENSIONS)}) in {folder}")
-    return paths
+    if count is not None and count < len(paths):
+        _note(f"--count {count}: the first {count} of the {len(paths)} pictures in {folder}")
+    return paths[:count]
 
 
 def _folder_images(paths, size):
