@@ -6,7 +6,7 @@ from PIL import Image
 
 from scratchnet import cli, commands
 from scratchnet.commands import style as style_command
-from scratchnet.io import VGGWeights, load_vgg19_weights, save_vgg19_weights
+from scratchnet.io import VGGWeights, images, load_vgg19_weights, save_vgg19_weights
 from scratchnet.io.layout import Preprocess
 from scratchnet.models import vgg19
 
@@ -105,6 +105,17 @@ def test_a_small_picture_runs_when_the_cost_stops_at_shallow_layers(pictures, tm
     status = cli.main(["style", *pictures, "-o", str(tmp_path / "o.png"), *FAST, "--size", "12",
                        "--content-layer", "conv3_1", "--style-layers", "conv1_1,conv2_1"])
     assert status == 0
+
+
+def test_a_picture_too_large_to_read_is_refused_naming_it(pictures, tmp_path, capsys,
+                                                          monkeypatch):
+    """The picture is read at its own size before it is resized: 48 x 40 pixels do not fit
+    in 1,000 bytes."""
+    monkeypatch.setattr(images, "available_memory", lambda: 1000)
+    assert cli.main(["style", *pictures, "-o", str(tmp_path / "o.png"), *FAST]) == 2
+    err = capsys.readouterr().err
+    assert "content.png: 48x40 pixels: reading it takes up to" in err
+    assert "Traceback" not in err and not (tmp_path / "o.png").exists()
 
 
 @pytest.mark.parametrize("folder, option", [("o_0002.png", "--save-every"),

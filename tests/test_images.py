@@ -7,6 +7,8 @@ never read back from the code under test.
 
 import doctest
 import os
+import subprocess
+import sys
 import tempfile
 import warnings
 
@@ -231,6 +233,40 @@ def test_a_large_picture_below_the_refusal_reads_without_a_warning(tmp_path, mon
         assert image_shape(path) == (64, 64)
         image = load_image(path)
     np.testing.assert_array_equal(image[:, 0, 0], [1, 0, 0])
+
+
+def test_a_picture_too_large_to_read_in_the_memory_available_is_refused(tmp_path, monkeypatch):
+    path = write(tmp_path, "huge.png", Image.new("RGBA", (200, 100)))
+    needed = images.READ_BYTES_PER_PIXEL * 200 * 100
+    monkeypatch.setattr(images, "available_memory", lambda: needed - 1)
+    with pytest.raises(ValueError, match=r"huge.png: 200x100 pixels: reading it takes up to "
+                                         r"0\.0 GiB of memory, 0\.0 GiB available"):
+        load_image(path, size=10)
+    monkeypatch.setattr(images, "available_memory", lambda: needed)
+    assert load_image(path, size=10).shape == (3, 5, 10)
+
+
+READ_PEAK = """
+import resource, sys
+from scratchnet.io.images import load_image
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+load_image(sys.argv[1], size=64, note=None)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ru_maxrss in KiB on Linux")
+@pytest.mark.parametrize("mode", ["RGB", "RGBA"])
+def test_reading_a_picture_takes_at_most_the_bytes_per_pixel_counted(tmp_path, mode):
+    """The peak memory of load_image, in a fresh process, against READ_BYTES_PER_PIXEL (the
+    conversion used to take 52 bytes a pixel for RGBA, 32 for RGB)."""
+    height, width = 2000, 3000
+    ramp = np.linspace(0, 255, width, dtype=np.float32).astype(np.uint8)
+    pixels = np.broadcast_to(ramp[None, :, None], (height, width, len(mode)))
+    path = write(tmp_path, "large.png", Image.fromarray(np.ascontiguousarray(pixels), mode))
+    peak = int(subprocess.run([sys.executable, "-c", READ_PEAK, str(path)], check=True,
+                              capture_output=True, text=True).stdout)
+    assert peak <= images.READ_BYTES_PER_PIXEL * height * width + (8 << 20), peak / (height * width)
 
 
 def test_truncated_jpeg_is_not_an_image(tmp_path):

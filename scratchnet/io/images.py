@@ -43,6 +43,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
 from scratchnet import serialize
+from scratchnet._memory import available_memory
 
 # 16-bit and 32-bit gray modes: the value that maps to white (1.0)
 HIGH_DEPTH_GRAY_WHITE = {"I;16": 65535, "I;16L": 65535, "I;16B": 65535, "I;16N": 65535,
@@ -54,6 +55,9 @@ NOTE_WHEN_SHRUNK_BY = 2     # load_image notes a resize that divides a side by m
 LABEL_MARGIN = 3            # pixels around a label in image_strip
 EXIF_ORIENTATION = 0x0112   # the EXIF tag that says how a camera held the picture
 EXIF_SIDEWAYS = (5, 6, 7, 8)  # its values for a picture turned by 90 degrees (width <-> height)
+# Peak memory of load_image per pixel of the file, resizing included: 32 bytes measured for
+# RGBA and gray with alpha, 23 for RGB, 17-26 for gray and palette pictures.
+READ_BYTES_PER_PIXEL = 32
 
 RGB_TO_YIQ = np.array([[0.299, 0.587, 0.114],
                        [0.596, -0.274, -0.322],
@@ -112,9 +116,20 @@ def image_shape(path, size=None):
 
 def _read_rgb(path):
     with _opened(path) as opened:
+        _check_reading_fits(path, *opened.size)
         opened.load()
         upright = ImageOps.exif_transpose(opened)
     return _as_float_rgb(upright)
+
+
+def _check_reading_fits(path, width, height):
+    """A ValueError naming `path` when reading its pixels would take more memory than the
+    system has available now (a picture is read at its own size before it is resized)."""
+    needed, available = READ_BYTES_PER_PIXEL * width * height, available_memory()
+    if available is not None and needed > available:
+        raise ValueError(f"{path}: {width}x{height} pixels: reading it takes up to "
+                         f"{needed / 2**30:.1f} GiB of memory, {available / 2**30:.1f} GiB "
+                         f"available")
 
 
 @contextlib.contextmanager
@@ -137,18 +152,34 @@ def _opened(path):
 
 
 def _as_float_rgb(image):
-    """A Pillow image of any mode as (3, n_H, n_W) float32 RGB in [0, 1]."""
+    """A Pillow image of any mode as (3, n_H, n_W) float32 RGB in [0, 1].
+
+    The picture is copied at full size as few times as possible (the arithmetic is done in
+    place), as a large photograph is read before it is resized: READ_BYTES_PER_PIXEL.
+    """
     if image.mode in HIGH_DEPTH_GRAY_WHITE:
-        gray = np.asarray(image, dtype=np.float64) / HIGH_DEPTH_GRAY_WHITE[image.mode]
-        gray = np.clip(gray, 0, 1).astype(np.float32)
-        return np.repeat(gray[None], 3, axis=0)  # (H, W) -> (3, H, W)
+        gray = np.asarray(image, dtype=np.float64)           # (H, W), a copy
+        gray /= HIGH_DEPTH_GRAY_WHITE[image.mode]
+        rgb = np.empty((3, *gray.shape), dtype=np.float32)
+        rgb[:] = np.clip(gray, 0, 1, out=gray)               # (H, W) -> (3, H, W)
+        return rgb
     if image.mode in TRANSPARENT_MODES or "transparency" in image.info:
-        rgba = np.asarray(image.convert("RGBA"), dtype=np.float32) / 255  # (H, W, 4)
-        colour, alpha = rgba[..., :3], rgba[..., 3:]
-        rgb = alpha * colour + (1 - alpha)  # on white
-    else:
-        rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / 255  # (H, W, 3)
-    return np.ascontiguousarray(rgb.transpose(2, 0, 1))  # (H, W, 3) -> (3, H, W)
+        rgba = np.asarray(image.convert("RGBA"))             # (H, W, 4) uint8
+        alpha = rgba[..., 3].astype(np.float32)
+        alpha /= 255
+        transparency = 1 - alpha
+        rgb = _channels_as_floats(rgba[..., :3])
+        rgb *= alpha
+        rgb += transparency                                  # on white: alpha colour + 1 - alpha
+        return rgb
+    return _channels_as_floats(np.asarray(image if image.mode == "RGB" else image.convert("RGB")))
+
+
+def _channels_as_floats(pixels):
+    """(H, W, 3) uint8 -> (3, H, W) float32 in [0, 1], one full-size copy."""
+    rgb = np.ascontiguousarray(pixels.transpose(2, 0, 1), dtype=np.float32)
+    rgb /= 255
+    return rgb
 
 
 def _checked_size(size):
