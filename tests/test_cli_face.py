@@ -123,6 +123,18 @@ def test_train_without_the_neck_and_with_two_negatives_per_pair(capsys, tmp_path
     assert training["negatives_per_pair"] == 2
 
 
+def test_train_with_the_memory_set_and_without_it(capsys, tmp_path):
+    for options, expected in ((["--memory-batches", "3", "--memory-weight", "0.2",
+                                "--memory-from-step", "1"], (3, 0.2, 1)),
+                              (["--memory-batches", "0"], (0, 0.5, 200))):
+        out = tmp_path / "m.npz"
+        status, _, _ = run(capsys, "train", "--out", out, *FEW, *options)
+        assert status == 0
+        training = load_encoder(out).info["training"]
+        assert (training["memory_batches"], training["memory_weight"],
+                training["memory_from_step"]) == expected
+
+
 @pytest.mark.parametrize("options, message", [
     (["--steps", "0"], "argument --steps: expected a positive integer, got '0'"),
     (["--negatives-per-pair", "0"], "argument --negatives-per-pair: expected a positive integer"),
@@ -132,6 +144,8 @@ def test_train_without_the_neck_and_with_two_negatives_per_pair(capsys, tmp_path
     (["--seed", "-1"], "argument --seed: expected an integer >= 0, got '-1'"),
     (["--alpha", "inf"], "argument --alpha: expected a finite number >= 0, got 'inf'"),
     (["--lr", "inf"], "argument --lr: expected a positive number, got 'inf'"),
+    (["--memory-batches", "-1"], "argument --memory-batches: expected an integer >= 0"),
+    (["--memory-weight", "-1"], "argument --memory-weight: expected a finite number >= 0"),
     (["--out", "missing-folder/model.npz"], "--out: the folder .* does not exist"),
     (["--out", "."], "--out: . is a folder; expected a file name"),
     (["--batch-identities", "50"], "--batch-identities 50: more persons than the 40 of "

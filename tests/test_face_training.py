@@ -331,21 +331,26 @@ def test_resuming_with_other_settings_is_refused(training_set, validation_set, t
     assert [r.step for r in history] == [2, 3, 4]     # step 2 came with the checkpoint
 
 
-def test_a_checkpoint_from_before_the_neck_resumes_with_the_settings_it_implied(
+def test_a_checkpoint_from_before_the_neck_and_the_memory_resumes_with_the_settings_it_implied(
         training_set, validation_set, tmp_path):
-    old_settings = settings(steps=4, checkpoint_every=2, neck=False, negatives_per_pair=1)
+    old_settings = settings(steps=4, checkpoint_every=2, neck=False, negatives_per_pair=1,
+                            memory_batches=0)
     checkpoint = tmp_path / "run.checkpoint.npz"
     with pytest.raises(Interrupted):
         train(*training_set, validation_set, old_settings, checkpoint=checkpoint,
               report=interrupt_at(3), note=None)
     arrays = load_npz(checkpoint)
     config = json.loads(str(arrays["config"]))
-    for key in ("neck", "negatives_per_pair"):            # as checkpoints written before them
+    for key in ("neck", "negatives_per_pair", "memory_batches", "memory_weight",
+                "memory_from_step"):                      # as checkpoints written before them
         del config["training"][key]
     arrays["config"] = np.array(json.dumps(config))
     save_npz(checkpoint, arrays)
     with pytest.raises(ValueError, match="made with other settings.*'neck': \\(False, True\\)"):
         train(*training_set, validation_set, dataclasses.replace(old_settings, neck=True),
+              checkpoint=checkpoint, resume=True, note=None)
+    with pytest.raises(ValueError, match="other settings.*'memory_batches': \\(0, 4\\)"):
+        train(*training_set, validation_set, dataclasses.replace(old_settings, memory_batches=4),
               checkpoint=checkpoint, resume=True, note=None)
     encoder, _ = train(*training_set, validation_set, old_settings, checkpoint=checkpoint,
                        resume=True, note=None)

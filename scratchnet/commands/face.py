@@ -186,6 +186,19 @@ def _add_train(actions):
                         f"{defaults.negatives_per_pair})")
     parser.add_argument("--alpha", type=non_negative_float, default=defaults.alpha,
                         help=f"the margin (default {defaults.alpha})")
+    parser.add_argument("--memory-batches", type=non_negative_int,
+                        default=defaults.memory_batches, metavar="M",
+                        help=f"keep the encodings of the last M batches and draw K more "
+                        f"semi-hard negatives for each anchor and positive from them (a "
+                        f"cross-batch memory; default {defaults.memory_batches}, 0: none)")
+    parser.add_argument("--memory-weight", type=non_negative_float,
+                        default=defaults.memory_weight, metavar="W",
+                        help=f"the weight in J of the triplets with remembered negatives "
+                        f"(default {defaults.memory_weight})")
+    parser.add_argument("--memory-from-step", type=non_negative_int,
+                        default=defaults.memory_from_step, metavar="S",
+                        help=f"train S steps before using the memory, while the encoder "
+                        f"still changes fast (default {defaults.memory_from_step})")
     parser.add_argument("--lr", type=positive_float, default=defaults.lr,
                         help=f"Adam's initial learning rate (default {defaults.lr})")
     parser.add_argument("--batch-identities", type=int_at_least(2),
@@ -230,7 +243,9 @@ def run_train(args):
     settings = TrainingSettings(
         steps=args.steps, identities_per_batch=args.batch_identities,
         pictures_per_identity=args.batch_pictures, alpha=args.alpha, strategy=args.strategy,
-        negatives_per_pair=args.negatives_per_pair, lr=args.lr, width=args.width,
+        negatives_per_pair=args.negatives_per_pair, lr=args.lr,
+        memory_batches=args.memory_batches, memory_weight=args.memory_weight,
+        memory_from_step=args.memory_from_step, width=args.width,
         convs_per_block=args.convs_per_block, neck=not args.no_neck,
         augment=not args.no_augment, flip_average=not args.no_flip_average, seed=args.seed,
         validate_every=args.validate_every, checkpoint_every=args.checkpoint_every,

@@ -15,10 +15,16 @@ positive, three by default). Randomly chosen triplets are mostly easy,
 L = 0, and teach nothing: the fraction of active triplets (L > 0) printed
 with the loss shows how much each batch still has to teach.
 
+With `memory_batches` > 0 (four by default) the encodings of the last
+batches are kept (face.memory, a cross-batch memory), and from step
+`memory_from_step` on each anchor-positive pair also gets up to
+`negatives_per_pair` semi-hard negatives drawn from them; those triplets'
+losses join J times `memory_weight`.
+
 `train` runs Adam on J for `steps` batches (the learning rate decaying along
-half a cosine, from lr to 0), measures verification accuracy
-on held-out persons every `validate_every` steps, saves a checkpoint (the
-model plus the optimiser's moments, the step and the random state) every
+half a cosine, from lr to 0), measures verification accuracy on held-out
+persons every `validate_every` steps, saves a checkpoint (the model plus the
+optimiser's moments, the step, the random state and the memory) every
 `checkpoint_every` steps, and at the end fits tau on the validation pairs
 (and tau_identify, the stricter threshold of recognition 1:K, on the
 validation persons: see evaluation.fit_identification_tau).
@@ -54,13 +60,15 @@ from ..tensor import Tensor
 from .datasets import count_single_picture_identities, sample_pairs
 from .encoder import Encoder
 from .evaluation import fit_identification_tau
+from .memory import CrossBatchMemory
 from .metrics import fit_tau, ten_fold_accuracy
 
 STRATEGIES = ("batch_hard", "semi_hard", "random", "all")
 # Settings that a resumed run may change: how often to validate and to save, and where to compute.
 NOT_COMPARED_ON_RESUME = ("validate_every", "checkpoint_every", "device")
 # Settings added after checkpoints were first written, with the value that older ones implied.
-BEFORE_IT_EXISTED = {"negatives_per_pair": 1, "neck": False}
+BEFORE_IT_EXISTED = {"negatives_per_pair": 1, "neck": False, "memory_batches": 0,
+                     "memory_weight": 0.5, "memory_from_step": 200}
 
 
 @dataclasses.dataclass
@@ -75,6 +83,9 @@ class TrainingSettings:
     negatives_per_pair: int = 3         # triplets per anchor-positive pair (select_triplets)
     lr: float = 2e-3                    # Adam's learning rate at step 0
     cosine: bool = True                 # lr decays as lr (1 + cos(pi t / steps)) / 2
+    memory_batches: int = 4             # batches whose encodings give more negatives (0: none)
+    memory_weight: float = 0.5          # the weight of their triplets' losses in J
+    memory_from_step: int = 200         # steps before the memory is used (face.memory)
     width: int = 32                     # the encoder's first-block channels (FaceEncoder)
     blocks: int = 3                     # conv blocks of the encoder
     convs_per_block: int = 2            # conv + BN + ReLU layers in each block
@@ -108,6 +119,13 @@ class TrainingSettings:
             raise ValueError(f"alpha: expected a finite number >= 0, got {self.alpha!r}")
         if not 0 < self.lr < np.inf:
             raise ValueError(f"lr: expected a finite number > 0, got {self.lr!r}")
+        for name in ("memory_batches", "memory_from_step"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+                raise ValueError(f"{name}: expected an int >= 0, got {value!r}")
+        if not 0 <= self.memory_weight < np.inf:
+            raise ValueError(f"memory_weight: expected a finite number >= 0, "
+                             f"got {self.memory_weight!r}")
         check_device(self.device)
         return self
 
@@ -148,6 +166,8 @@ class Trainer:
         self.network.to(self.settings.device)  # before the optimiser makes its moments alike
         self.optimizer = Adam(self.network.parameters(), lr=self.settings.lr)
         self.rng = np.random.default_rng(self.settings.seed)
+        self.memory = (CrossBatchMemory(self.settings.memory_batches)
+                       if self.settings.memory_batches else None)
         self.step = 0
         self.history = []           # StepReports with a validation accuracy
 
@@ -167,11 +187,29 @@ class Trainer:
                                             alpha=self.settings.alpha,
                                             strategy=self.settings.strategy, rng=self.rng,
                                             negatives_per_pair=self.settings.negatives_per_pair)
+        if self.memory is not None:
+            loss = self._with_memory(loss, embeddings, self.labels[indices])
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()
         self.step += 1
         return loss.item(), active
+
+    def _with_memory(self, loss, embeddings, labels):
+        """J plus memory_weight times the losses of the triplets with remembered negatives
+        (from memory_from_step on); then the batch's encodings join the memory."""
+        settings = self.settings
+        encodings = to_device(embeddings.data, "cpu")
+        if self.step >= settings.memory_from_step and len(self.memory):
+            anchors, positives, negatives = self.memory.semi_hard_triplets(
+                encodings, labels, settings.alpha, self.rng, settings.negatives_per_pair)
+            if len(anchors):
+                remembered = F.triplet_loss(embeddings[anchors], embeddings[positives],
+                                            Tensor(negatives, device=settings.device),
+                                            settings.alpha)
+                loss = loss + remembered * settings.memory_weight
+        self.memory.add(encodings, labels)
+        return loss
 
     def _batch_indices(self):
         """P persons drawn without replacement, K of their pictures each (all if fewer)."""
@@ -222,6 +260,8 @@ class Trainer:
         arrays["trainer.rng"] = np.array(json.dumps(self.rng.bit_generator.state))
         arrays["trainer.step"] = np.array(self.step)
         arrays["trainer.history"] = _history_array(self.history)
+        if self.memory is not None:
+            arrays.update(self.memory.arrays())
         return arrays
 
     def save_checkpoint(self, path):
@@ -250,6 +290,8 @@ class Trainer:
         self.rng.bit_generator.state = json.loads(str(arrays["trainer.rng"]))
         self.step = int(arrays["trainer.step"])
         self.history = _history_from_array(arrays["trainer.history"], self.settings.steps)
+        if self.memory is not None:
+            self.memory.load_arrays(arrays)
 
 
 def train(images, labels, validation, settings=None, checkpoint=None, resume=False,
