@@ -188,9 +188,10 @@ def _add_train(actions):
                         help=f"the margin (default {defaults.alpha})")
     parser.add_argument("--memory-batches", type=non_negative_int,
                         default=defaults.memory_batches, metavar="M",
-                        help=f"keep the encodings of the last M batches and draw K more "
-                        f"semi-hard negatives for each anchor and positive from them (a "
-                        f"cross-batch memory; default {defaults.memory_batches}, 0: none)")
+                        help=f"keep the encodings of the last M batches and draw up to "
+                        f"--negatives-per-pair more semi-hard negatives for each anchor and "
+                        f"positive from them (a cross-batch memory; default "
+                        f"{defaults.memory_batches}, 0: none)")
     parser.add_argument("--memory-weight", type=non_negative_float,
                         default=defaults.memory_weight, metavar="W",
                         help=f"the weight in J of the triplets with remembered negatives "
