@@ -352,14 +352,15 @@ def stop_after_step_1(report):
 
 
 def test_face_training_resumed_on_the_gpu_matches_the_cpu(tmp_path):
-    """Step 1 on the CPU, checkpoint, step 2 on the GPU: the same as both steps on the CPU."""
+    """Step 1 on the CPU, checkpoint, step 2 on the GPU: the same as both steps on the CPU
+    (the cross-batch memory, saved with step 1's batch, gives step 2 more triplets)."""
     pictures = np.random.default_rng(4).random((14, 3, 2, 2), dtype=np.float32)
     training = pictures[:8], np.repeat(np.arange(4), 2)
     validation = pictures[8:], np.repeat(np.arange(3), 2)
     settings = TrainingSettings(steps=2, identities_per_batch=2, pictures_per_identity=2,
                                 width=2, blocks=1, downsample=1, embedding_size=4,
                                 validation_pairs=12, validate_every=2, checkpoint_every=1,
-                                neck=False)
+                                neck=False, memory_from_step=1)   # step 2 uses the memory
     # no neck: in a network this small the neck leaves a parameter with a gradient that is
     # round-off alone (the beta of the block's second batch norm: a shift the neck takes
     # away again), and Adam turns round-off of either sign into a step of about lr, so the
