@@ -79,6 +79,13 @@ def test_the_draws_come_from_the_generator_and_reach_every_candidate():
     assert len(candidates) > 1 and seen == set(candidates)
 
 
+def test_an_empty_memory_gives_no_triplets():
+    encodings = unit_rows(np.random.default_rng(5), 4)
+    anchors, positives, negatives = CrossBatchMemory(2).semi_hard_triplets(
+        encodings, np.array([0, 0, 1, 1]), ALPHA, np.random.default_rng(0), 3)
+    assert len(anchors) == len(positives) == 0 and negatives.shape == (0, 8)
+
+
 def test_the_memory_forgets_the_oldest_batch():
     memory = CrossBatchMemory(2)
     for value in range(3):

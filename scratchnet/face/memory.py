@@ -59,8 +59,11 @@ class CrossBatchMemory:
         positives, negatives): two int64 arrays of row indices into the
         batch and a (T, d) array of remembered encodings, one per triplet,
         a pair's triplets one after another. A pair with no remembered
-        encoding in its semi-hard zone gets no triplet.
+        encoding in its semi-hard zone gets no triplet, and an empty memory none at all.
         """
+        if not self.labels:
+            none = np.zeros(0, dtype=np.int64)
+            return none, none, np.zeros((0, encodings.shape[1]), dtype=encodings.dtype)
         memory, memory_labels = np.concatenate(self.encodings), np.concatenate(self.labels)
         same = labels[:, None] == labels[None, :]         # (N, N)
         np.fill_diagonal(same, False)                     # an anchor is not its own positive
