@@ -35,6 +35,7 @@ M_MMAP_THRESHOLD = -3
 
 KEEP_FREE_BYTES = 256 << 20      # free memory at the top of the heap kept for later
 OWN_PAGES_ABOVE = 32 << 20       # arrays larger than this get pages of their own
+GIB = 2 ** 30
 
 
 def glibc():
@@ -60,6 +61,15 @@ def keep_freed_memory():
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
     return bool(mallopt(M_MMAP_THRESHOLD, OWN_PAGES_ABOVE)
                 and mallopt(M_TRIM_THRESHOLD, KEEP_FREE_BYTES))
+
+
+def in_gib(size):
+    """Bytes as GiB for a person: one decimal, or a power of ten past a million."""
+    try:
+        gib = float(size) / GIB
+    except OverflowError:       # an int beyond floating point: an absurd request
+        gib = float("inf")
+    return f"{gib:.1f} GiB" if gib < 1e6 else f"{gib:.1e} GiB"
 
 
 def available_memory():

@@ -9,7 +9,7 @@ import math
 import os
 import sys
 
-from .._memory import available_memory
+from .._memory import available_memory, in_gib
 
 
 class InputError(Exception):
@@ -122,7 +122,6 @@ def checked_folder(folder, option):
 # Work too large for the memory, refused before it starts (rather than a run the
 # system kills, or one that swaps).
 
-GIB = 2 ** 30
 FLOAT32_BYTES = 4
 
 # The memory of a pass through a ConvNet on one picture, from the numbers its layers make
@@ -167,11 +166,5 @@ def check_memory(needed, option, what, lower):
     available = available_memory()
     at_most = as_float(needed) * (1 + ESTIMATE_ERROR) + PROCESS_BYTES
     if available is not None and at_most > available:
-        raise InputError(f"{option}: {what}: up to {_in_gib(at_most)} of memory needed, "
-                         f"{_in_gib(available)} available; lower {lower}")
-
-
-def _in_gib(size):
-    """Bytes as GiB for a person: one decimal, or a power of ten past a million."""
-    gib = as_float(size) / GIB
-    return f"{gib:.1f} GiB" if gib < 1e6 else f"{gib:.1e} GiB"
+        raise InputError(f"{option}: {what}: up to {in_gib(at_most)} of memory needed, "
+                         f"{in_gib(available)} available; lower {lower}")

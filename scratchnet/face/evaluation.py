@@ -61,6 +61,14 @@ def squared_distances(embeddings, first, second):
     return np.sum((embeddings[first] - embeddings[second]) ** 2, axis=1)
 
 
+def distances_between(queries, gallery):
+    """D[i, k] = ||q_i - g_k||^2 for the rows of `queries` (n, d) and `gallery` (K, d), (n, K),
+    by the expansion ||q_i||^2 + ||g_k||^2 - 2 q_i . g_k: one matrix product (round-off can
+    leave an entry a little below 0)."""
+    return (np.sum(queries ** 2, axis=1)[:, None] + np.sum(gallery ** 2, axis=1)[None, :]
+            - 2 * queries @ gallery.T)
+
+
 def fit_pair_classifiers(embeddings, pairs, seed=0):
     """{kind: PairClassifier} for "abs" and "chi2", fitted on the given pairs of embeddings."""
     first, second, same = pairs
@@ -143,8 +151,7 @@ def recognition_sweep(embeddings, labels, enrolled=ENROLLED, seed=0):
     gallery = embeddings[first].astype(np.float64)
 
     def nearest(queries):     # (n, d) -> the nearest member of each, and its d
-        d = (np.sum(queries.astype(np.float64) ** 2, axis=1)[:, None]
-             - 2 * queries @ gallery.T + np.sum(gallery ** 2, axis=1))    # (n, K)
+        d = distances_between(queries.astype(np.float64), gallery)        # (n, K)
         return members[np.argmin(d, axis=1)], np.maximum(np.min(d, axis=1), 0)
 
     answer, d_query = nearest(embeddings[is_query])

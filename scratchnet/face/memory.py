@@ -29,6 +29,8 @@ that a resumed run chooses the same triplets as an uninterrupted one.
 
 import numpy as np
 
+from .evaluation import distances_between
+
 
 class CrossBatchMemory:
     """The encodings and persons of the last `batches` batches, oldest first."""
@@ -69,8 +71,7 @@ class CrossBatchMemory:
         np.fill_diagonal(same, False)                     # an anchor is not its own positive
         anchors, positives = np.nonzero(same)             # every (A, P) pair, (T,) each
         d_ap = np.sum((encodings[anchors] - encodings[positives]) ** 2, axis=1)    # (T,)
-        d_am = (np.sum(encodings ** 2, axis=1)[:, None] + np.sum(memory ** 2, axis=1)[None, :]
-                - 2 * encodings @ memory.T)[anchors]      # (N, M) -> (T, M), ||f(A) - m||^2
+        d_am = distances_between(encodings, memory)[anchors]  # (N, M) -> (T, M), ||f(A) - m||^2
         semi_hard = ((memory_labels[None, :] != labels[anchors][:, None])
                      & (d_am > d_ap[:, None]) & (d_am < d_ap[:, None] + alpha))
         # k candidates of a row drawn without replacement: those with the k smallest random keys

@@ -43,7 +43,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps, UnidentifiedImageError
 
 from scratchnet import serialize
-from scratchnet._memory import available_memory
+from scratchnet._memory import available_memory, in_gib
 
 # 16-bit and 32-bit gray modes: the value that maps to white (1.0)
 HIGH_DEPTH_GRAY_WHITE = {"I;16": 65535, "I;16L": 65535, "I;16B": 65535, "I;16N": 65535,
@@ -128,8 +128,7 @@ def _check_reading_fits(path, width, height):
     needed, available = READ_BYTES_PER_PIXEL * width * height, available_memory()
     if available is not None and needed > available:
         raise ValueError(f"{path}: {width}x{height} pixels: reading it takes up to "
-                         f"{needed / 2**30:.1f} GiB of memory, {available / 2**30:.1f} GiB "
-                         f"available")
+                         f"{in_gib(needed)} of memory, {in_gib(available)} available")
 
 
 @contextlib.contextmanager
