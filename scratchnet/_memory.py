@@ -27,6 +27,7 @@ commands to refuse, before they start, work that could not fit.
 
 import ctypes
 import ctypes.util
+import math
 import os
 
 # mallopt's parameter numbers, from glibc's <malloc.h>
@@ -63,12 +64,17 @@ def keep_freed_memory():
                 and mallopt(M_TRIM_THRESHOLD, KEEP_FREE_BYTES))
 
 
+def as_float(count):
+    """An int count as a float; infinity past the largest float (an absurd request)."""
+    try:
+        return float(count)
+    except OverflowError:
+        return math.inf
+
+
 def in_gib(size):
     """Bytes as GiB for a person: one decimal, or a power of ten past a million."""
-    try:
-        gib = float(size) / GIB
-    except OverflowError:       # an int beyond floating point: an absurd request
-        gib = float("inf")
+    gib = as_float(size) / GIB
     return f"{gib:.1f} GiB" if gib < 1e6 else f"{gib:.1e} GiB"
 
 

@@ -5,11 +5,10 @@ argparse sub-parsers of scratchnet.cli, and the function that runs it.
 """
 
 import argparse
-import math
 import os
 import sys
 
-from .._memory import available_memory, in_gib
+from .._memory import as_float, available_memory, in_gib
 
 
 class InputError(Exception):
@@ -149,14 +148,6 @@ def backward_bytes(kept, pixels):
     whose forward pass makes `kept` numbers."""
     return FLOAT32_BYTES * (TAPE_COPIES * as_float(kept)
                             + EXTRA_NUMBERS_PER_PIXEL * as_float(pixels))
-
-
-def as_float(count):
-    """An int count as a float; infinity past the largest float (an absurd --size)."""
-    try:
-        return float(count)
-    except OverflowError:
-        return math.inf
 
 
 def check_memory(needed, option, what, lower):

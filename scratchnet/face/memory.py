@@ -29,7 +29,7 @@ that a resumed run chooses the same triplets as an uninterrupted one.
 
 import numpy as np
 
-from .evaluation import distances_between
+from .evaluation import distances_between, squared_distances
 
 
 class CrossBatchMemory:
@@ -70,7 +70,7 @@ class CrossBatchMemory:
         same = labels[:, None] == labels[None, :]         # (N, N)
         np.fill_diagonal(same, False)                     # an anchor is not its own positive
         anchors, positives = np.nonzero(same)             # every (A, P) pair, (T,) each
-        d_ap = np.sum((encodings[anchors] - encodings[positives]) ** 2, axis=1)    # (T,)
+        d_ap = squared_distances(encodings, anchors, positives)                     # (T,)
         d_am = distances_between(encodings, memory)[anchors]  # (N, M) -> (T, M), ||f(A) - m||^2
         semi_hard = ((memory_labels[None, :] != labels[anchors][:, None])
                      & (d_am > d_ap[:, None]) & (d_am < d_ap[:, None] + alpha))

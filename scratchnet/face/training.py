@@ -59,7 +59,7 @@ from ..serialize import load_npz
 from ..tensor import Tensor
 from .datasets import count_single_picture_identities, sample_pairs
 from .encoder import Encoder
-from .evaluation import fit_identification_tau
+from .evaluation import fit_identification_tau, squared_distances
 from .memory import CrossBatchMemory
 from .metrics import fit_tau, ten_fold_accuracy
 
@@ -228,7 +228,7 @@ class Trainer:
         if embeddings is None:
             embeddings = self.encoder()(self.validation_images)
         first, second, same = self.validation_pairs
-        return np.sum((embeddings[first] - embeddings[second]) ** 2, axis=1), same
+        return squared_distances(embeddings, first, second), same
 
     def validation_accuracy(self):
         distances, same = self.validation_distances()
