@@ -3,7 +3,8 @@
     python -m benchmarks.face_step [--repeats N] [--persons P]
 
 The scratchnet peer is `Trainer.train_step` with the settings `scratchnet face
-train` uses: draw a batch of 32 persons x 4 pictures, augment it, run the
+train` uses, and as that command runs it (one BLAS thread, freed memory kept
+for the next step: scratchnet._memory): draw a batch of 32 persons x 4 pictures, augment it, run the
 encoder (three blocks of two conv 3x3 + batch norm + ReLU, max pooling, then
 the linear layer, the neck and the L2 normalisation), mine semi-hard triplets,
 backward, Adam. The PyTorch peer is the same network, from the same initial
@@ -21,14 +22,22 @@ from benchmarks._harness import markdown_table, summarize, time_round_robin
 from benchmarks.gpu import torch_batch_hard_loss
 from kernels._workers import N_WORKERS
 from scratchnet.face.synthetic import synthetic_faces
+from scratchnet._memory import keep_freed_memory
+from scratchnet._threads import one_blas_thread
 from scratchnet.face.training import Trainer, TrainingSettings, augment
 
 
 def scratchnet_step(images, labels, settings):
-    """A closure: one `Trainer.train_step`; also returns the trainer (its network's weights)."""
+    """A closure: one `Trainer.train_step` with one BLAS thread, as `scratchnet face train`
+    runs it; also returns the trainer (its network's weights)."""
     validation = synthetic_faces(4, 10, seed=1)
     trainer = Trainer(images, labels, validation, settings, note=None)
-    return trainer.train_step, trainer
+
+    def step():
+        with one_blas_thread():
+            return trainer.train_step()
+
+    return step, trainer
 
 
 def torch_network(torch, settings, state):
@@ -87,6 +96,7 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=30, help="timed steps per peer")
     parser.add_argument("--persons", type=int, default=200, help="synthetic persons to draw from")
     args = parser.parse_args(argv)
+    keep_freed_memory()                              # as the scratchnet command does
     images, labels = synthetic_faces(args.persons, 10, seed=0)
     settings = TrainingSettings()
     steps = {}

@@ -27,6 +27,7 @@ from .conv import (
     conv_output_shape,
 )
 from ._checks import resolve_padding
+from .activation import relu_backward, relu_forward
 from .batchnorm import batch_norm_backward, batch_norm_forward, batch_norm_statistics
 from .gram import gram, gram_backward
 from .pool import avg_pool_backward, avg_pool_forward, max_pool_backward, max_pool_forward
@@ -43,6 +44,7 @@ __all__ = [
     "conv_output_shape", "resolve_padding",
     "max_pool_forward", "max_pool_backward", "avg_pool_forward", "avg_pool_backward",
     "gram", "gram_backward",
+    "relu_forward", "relu_backward",
     "batch_norm_statistics", "batch_norm_forward", "batch_norm_backward",
     "pairwise_sq_distances", "pairwise_sq_distances_backward",
     "triplet_loss", "triplet_loss_backward", "select_triplets",

@@ -47,6 +47,7 @@ from collections import namedtuple
 from itertools import product
 
 import numpy as np
+from numba import njit, prange
 
 from . import winograd
 from ._checks import (
@@ -349,9 +350,32 @@ def _pad(x, geo, reach=None):
                       in zip(after, reach, geo.pad_before, geo.in_sizes))
     if not any(geo.pad_before + after):
         return x3
-    x_pad = np.zeros(_padded_shape(x3.shape, geo, after), x3.dtype)  # np.pad, but faster
-    x_pad[(slice(None), slice(None)) + _inside(geo)] = x3
+    x_pad = np.empty(_padded_shape(x3.shape, geo, after), x3.dtype)
+    _surround_with_zeros(x3, x_pad, *geo.pad_before)
     return x_pad
+
+
+@njit(cache=True, parallel=True)
+def _surround_with_zeros(x, x_pad, before_d, before_h, before_w):
+    """x_pad[n, c] = x[n, c] placed at (before_d, before_h, before_w), zeros around it.
+
+    Each entry of x_pad is written once, a plane (n, c) per parallel iteration:
+    filling all of it with zeros and then copying x in, as np.pad does, writes
+    the inside twice, and on one core.
+    """
+    n_batch, channels, in_d, in_h, in_w = x.shape
+    padded_d, padded_h, padded_w = x_pad.shape[2:]
+    for plane in prange(n_batch * channels):
+        n, c = plane // channels, plane % channels
+        for d in range(padded_d):
+            for h in range(padded_h):
+                row_d, row_h = d - before_d, h - before_h
+                if 0 <= row_d < in_d and 0 <= row_h < in_h:
+                    x_pad[n, c, d, h, :before_w] = 0
+                    x_pad[n, c, d, h, before_w:before_w + in_w] = x[n, c, row_d, row_h]
+                    x_pad[n, c, d, h, before_w + in_w:] = 0
+                else:
+                    x_pad[n, c, d, h] = 0
 
 
 def _inside(geo):

@@ -307,6 +307,37 @@ def test_batch_norm_errors_are_the_twins():
     assert str(gpu_error.value) == str(cpu_error.value)
 
 
+# ------------------------------------------------------------------------ ReLU
+
+@settings(max_examples=3, deadline=None)
+@given(shape=activation_shapes(), dtype=st.sampled_from(DTYPES), seed=st.integers(0, 2**16))
+def test_relu_matches_the_cpu_twin(shape, dtype, seed):
+    z = random_array(shape, dtype, seed)
+    z.ravel()[::5] = [np.nan, 0.0][seed % 2]
+    da = random_array(shape, dtype, seed + 1)
+    a = kernels.relu_forward(z)
+    np.testing.assert_array_equal(host(gpu.relu_forward(on_device(z))), a)
+    np.testing.assert_array_equal(host(gpu.relu_backward(on_device(da), on_device(a))),
+                                  kernels.relu_backward(da, a))
+    z_on_device = on_device(z)
+    gpu.relu_forward(z_on_device, out=z_on_device)                 # in place
+    np.testing.assert_array_equal(host(z_on_device), a)
+
+
+def test_relu_errors_are_the_twins():
+    for cpu_call, gpu_call in [
+        (lambda: kernels.relu_forward(np.zeros(3), out=np.zeros(4)),
+         lambda: gpu.relu_forward(on_device(np.zeros(3)), out=on_device(np.zeros(4)))),
+        (lambda: kernels.relu_backward(np.zeros(3), np.zeros(3, np.float32)),
+         lambda: gpu.relu_backward(on_device(np.zeros(3)), on_device(np.zeros(3, np.float32)))),
+    ]:
+        with pytest.raises((ValueError, TypeError)) as cpu_error:
+            cpu_call()
+        with pytest.raises(cpu_error.type) as gpu_error:
+            gpu_call()
+        assert str(gpu_error.value) == str(cpu_error.value)
+
+
 # ------------------------------------------------------------------- triplets
 
 @settings(max_examples=3, deadline=None)

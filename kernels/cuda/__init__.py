@@ -6,15 +6,15 @@ results, for arrays that live in GPU memory (numba device arrays, made with
 
     conv_forward, conv_backward_input, conv_backward_weight, conv_backward_bias,
     conv_output_shape, max_pool_forward, max_pool_backward, avg_pool_forward,
-    avg_pool_backward, gram, gram_backward, batch_norm_statistics,
-    batch_norm_forward, batch_norm_backward, pairwise_sq_distances,
+    avg_pool_backward, gram, gram_backward, relu_forward, relu_backward,
+    batch_norm_statistics, batch_norm_forward, batch_norm_backward, pairwise_sq_distances,
     pairwise_sq_distances_backward, triplet_loss, triplet_loss_backward,
     select_triplets
 
 Every CUDA kernel is one of three shapes (docs/gpu.md draws each):
 
-    one thread per output entry      pooling, the triplet loss, elementwise
-                                     maps (elementwise.py)
+    one thread per output entry      pooling, the triplet loss, the ReLU,
+                                     elementwise maps (elementwise.py)
     one block per output entry       reductions (reduce.py): the block's
                                      threads share the sum, then add up
     one block per 64 x 64 tile       every matrix product (product.py):
@@ -41,6 +41,7 @@ from .conv import (
     conv_output_shape,
 )
 from .._checks import resolve_padding   # the padding rule: the same on either device
+from .activation import relu_backward, relu_forward
 from .batchnorm import batch_norm_backward, batch_norm_forward, batch_norm_statistics
 from .gram import gram, gram_backward
 from .pool import avg_pool_backward, avg_pool_forward, max_pool_backward, max_pool_forward
@@ -57,6 +58,7 @@ __all__ = [
     "conv_output_shape", "resolve_padding",
     "max_pool_forward", "max_pool_backward", "avg_pool_forward", "avg_pool_backward",
     "gram", "gram_backward",
+    "relu_forward", "relu_backward",
     "batch_norm_statistics", "batch_norm_forward", "batch_norm_backward",
     "pairwise_sq_distances", "pairwise_sq_distances_backward",
     "triplet_loss", "triplet_loss_backward", "select_triplets",

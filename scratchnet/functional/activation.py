@@ -1,6 +1,6 @@
 """Activations and the softmax family, and their gradients.
 
-    relu(x)    = max(x, 0)              dx = dy * [x > 0]    (inplace: into x's array)
+    relu(x)    = max(x, 0)              dx = dy * [x > 0]    (kernels.relu_forward, _backward)
     sigmoid(x) = 1 / (1 + e^-x)         dx = dy * s (1 - s)
     tanh(x)                             dx = dy * (1 - t^2)
     softmax(x)_i = e^(x_i - m) / sum_j e^(x_j - m),  m = max_j x_j
@@ -15,18 +15,21 @@ overflows, on whichever side of 0 x lies.
 
 import numpy as np
 
+from ..device import CudaArray, kernels_for
 from ..tensor import Tensor
 from ._function import Function, normalize_axes
 
 
 class ReLU(Function):
     def forward(self, x, inplace=False):
-        self.positive = x > 0
-        # in place: the result overwrites x, so the graph keeps one array, not two
-        return np.maximum(x, 0, out=x if inplace else None)
+        self.kernels = kernels_for(x)
+        # in place: the result overwrites x, so the graph keeps one array, not two;
+        # the backward pass reads the slope from the result (a > 0 where x > 0)
+        self.a = self.kernels.relu_forward(x, out=x if inplace and _overwritable(x) else None)
+        return self.a
 
     def backward(self, dy):
-        return dy * self.positive
+        return self.kernels.relu_backward(dy, self.a)
 
 
 class Sigmoid(Function):
@@ -73,15 +76,23 @@ class LogSoftmax(Function):
 def relu(x, inplace=False):
     """max(x, 0); gradient 0 at x = 0 (NaN stays NaN, as in PyTorch).
 
-    inplace=True writes the result into x's own array, as torch's relu_ does:
-    the graph then keeps one array where it kept two (x and the result). Use
-    it only where nothing else needs x's values, e.g. right after a
-    convolution, whose backward pass needs its input but not its output.
+    inplace=True writes the result into x's own array, as torch's relu_ does
+    (when that array is contiguous; a view with gaps gets a new one): the graph
+    then keeps one array where it kept two (x and the result). Use it only
+    where nothing else needs x's values, e.g. right after a convolution, whose
+    backward pass needs its input but not its output.
     """
     if inplace and isinstance(x, Tensor) and x.requires_grad and x.grad_fn is None:
         raise ValueError("x: an in-place relu cannot overwrite a leaf tensor that requires "
                          "grad (its values are an input of the graph); use inplace=False")
     return ReLU.apply(x, inplace=inplace)
+
+
+def _overwritable(array):
+    """True when a kernel can write its result over `array`: contiguous (and writeable)."""
+    if isinstance(array, CudaArray):
+        return array.is_contiguous()
+    return array.flags.c_contiguous and array.flags.writeable
 
 
 def sigmoid(x):
