@@ -13,8 +13,9 @@ the slope is 0 where a <= 0, which a NaN is not.
 
 Each function is one pass over the entries, split over the cores. NumPy's
 np.maximum(z, 0) with a mask z > 0 for the backward pass, and da * mask,
-take two passes on one core; on the face encoder's activations the kernels
-are three times faster (docs/performance.md, *The face step's other costs*).
+take two passes on one core; on the face encoder's largest activation the
+kernels are two to three and a half times faster (docs/performance.md, *The
+face step's other costs*).
 """
 
 import numpy as np
