@@ -105,6 +105,18 @@ def test_inplace_relu_writes_into_its_input_and_has_the_same_values_and_gradient
     np.testing.assert_array_equal(grads[0], 8 * data * (data > 0))   # d/dx (2x)^2 [x > 0]
 
 
+def test_inplace_relu_of_a_view_with_gaps_makes_a_new_array_with_the_same_gradient():
+    data = np.random.default_rng(2).standard_normal((3, 4))
+    x = Tensor(data.copy(), requires_grad=True)
+    z = (x * 2).T                                  # a transposed view: not C-contiguous
+    assert not z.data.flags.c_contiguous
+    y = F.relu(z, inplace=True)
+    assert not np.shares_memory(y.data, z.data)
+    np.testing.assert_array_equal(y.data, np.maximum(2 * data, 0).T)
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad, 2.0 * (data > 0))
+
+
 def test_inplace_relu_refuses_a_leaf_that_requires_grad():
     x = Tensor(np.ones(3), requires_grad=True)
     with pytest.raises(ValueError, match="x: an in-place relu cannot overwrite a leaf tensor"):
