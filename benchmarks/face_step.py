@@ -3,15 +3,16 @@
     python -m benchmarks.face_step [--repeats N] [--persons P]
 
 The scratchnet peer is `Trainer.train_step` with the settings `scratchnet face
-train` uses, and as that command runs it (one BLAS thread, freed memory kept
-for the next step: scratchnet._memory): draw a batch of 32 persons x 4 pictures, augment it, run the
-encoder (three blocks of two conv 3x3 + batch norm + ReLU, max pooling, then
-the linear layer, the neck and the L2 normalisation), mine semi-hard triplets,
-backward, Adam. The PyTorch peer is the same network, from the same initial
-weights, on a batch drawn and augmented by the same NumPy code, with
-batch-hard mining (benchmarks.gpu) in its own ops: the mining and the loss are
-under 1% of a step. PyTorch uses as many threads as scratchnet has workers.
-The pictures are `--persons` synthetic persons of 10 pictures (seed 0).
+train` uses, and as that command runs it (one BLAS thread, the memory a step
+frees kept for the next: scratchnet._memory): draw a batch of 32 persons x 4
+pictures, augment it, run the encoder (three blocks of two conv 3x3 + batch
+norm + ReLU, max pooling, then the linear layer, the neck and the L2
+normalisation), mine semi-hard triplets, backward, Adam. The PyTorch peer is
+the same network, from the same initial weights, on a batch drawn and
+augmented by the same NumPy code, with batch-hard mining (benchmarks.gpu) in
+its own ops: the mining and the loss are under 1% of a step. PyTorch uses as
+many threads as scratchnet has workers. The pictures are `--persons` synthetic
+persons of 10 pictures (seed 0).
 """
 
 import argparse
@@ -21,9 +22,9 @@ import numpy as np
 from benchmarks._harness import markdown_table, summarize, time_round_robin
 from benchmarks.gpu import torch_batch_hard_loss
 from kernels._workers import N_WORKERS
-from scratchnet.face.synthetic import synthetic_faces
 from scratchnet._memory import keep_freed_memory
 from scratchnet._threads import one_blas_thread
+from scratchnet.face.synthetic import synthetic_faces
 from scratchnet.face.training import Trainer, TrainingSettings, augment
 
 
