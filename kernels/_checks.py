@@ -46,6 +46,14 @@ def check_same_dtype(**arrays):
         raise TypeError(f"arrays must share one dtype: {listed}")
 
 
+def check_same_shape(**arrays):
+    """Raise ValueError unless all the named arrays share one shape."""
+    shapes = {name: a.shape for name, a in arrays.items()}
+    if len(set(shapes.values())) > 1:
+        listed = ", ".join(f"{name} has shape {shape}" for name, shape in shapes.items())
+        raise ValueError(f"arrays must share one shape: {listed}")
+
+
 def check_shape(name, shape, ndim=None):
     """Return `shape` as a tuple of positive ints, or raise."""
     try:

@@ -21,13 +21,13 @@ face step's other costs*).
 import numpy as np
 from numba import njit, prange
 
-from ._checks import check_float_array, check_same_dtype
+from ._checks import check_float_array, check_same_dtype, check_same_shape
 
 
 def relu_forward(z, out=None):
     """a = max(z, 0), z's shape and dtype; into `out` (z itself for in place) when given."""
     z = check_float_array("z", z)
-    out = _output("out", out, z) if out is not None else np.empty_like(z)
+    out = np.empty_like(z) if out is None else _checked_output(out, z)
     _relu(z.reshape(-1), out.reshape(-1))
     return out
 
@@ -36,28 +36,21 @@ def relu_backward(da, a):
     """dz = 0 where a <= 0, else da; a is the forward pass's output."""
     da, a = check_float_array("da", da), check_float_array("a", a)
     check_same_dtype(da=da, a=a)
-    _check_same_shape(da=da, a=a)
+    check_same_shape(da=da, a=a)
     dz = np.empty_like(da)
     _relu_gradient(da.reshape(-1), a.reshape(-1), dz.reshape(-1))
     return dz
 
 
-def _output(name, out, like):
-    """`out` if it can hold the result for `like` in place, else a ValueError or TypeError."""
+def _checked_output(out, z):
+    """`out` if it can take a over z's values (z itself, for in place), else an error."""
     if not isinstance(out, np.ndarray):
-        raise TypeError(f"{name} must be a numpy.ndarray, got {type(out).__name__}")
-    check_same_dtype(z=like, **{name: out})
-    _check_same_shape(z=like, **{name: out})
+        raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
+    check_same_dtype(z=z, out=out)
+    check_same_shape(z=z, out=out)
     if not out.flags.c_contiguous or not out.flags.writeable:
-        raise ValueError(f"{name} must be a writeable C-contiguous array, got one that is not")
+        raise ValueError("out must be a writeable C-contiguous array, got one that is not")
     return out
-
-
-def _check_same_shape(**arrays):
-    shapes = {name: a.shape for name, a in arrays.items()}
-    if len(set(shapes.values())) > 1:
-        listed = ", ".join(f"{name} has shape {shape}" for name, shape in shapes.items())
-        raise ValueError(f"arrays must share one shape: {listed}")
 
 
 @njit(cache=True, parallel=True)

@@ -8,8 +8,7 @@ Thread mapping: one thread per entry, over the arrays' flat (C-order) entries.
 
 from numba import cuda
 
-from .._checks import check_same_dtype
-from ..activation import _check_same_shape
+from .._checks import check_same_dtype, check_same_shape
 from ._device import check_device_array, empty, launch
 
 
@@ -21,7 +20,7 @@ def relu_forward(z, out=None):
     else:
         out = check_device_array("out", out)
         check_same_dtype(z=z, out=out)
-        _check_same_shape(z=z, out=out)
+        check_same_shape(z=z, out=out)
     launch(_relu_kernel, z.size, z.reshape(z.size), out.reshape(out.size))
     return out
 
@@ -30,7 +29,7 @@ def relu_backward(da, a):
     """dz = 0 where a <= 0, else da; a is the forward pass's output."""
     da, a = check_device_array("da", da), check_device_array("a", a)
     check_same_dtype(da=da, a=a)
-    _check_same_shape(da=da, a=a)
+    check_same_shape(da=da, a=a)
     dz = empty(da.shape, da.dtype)
     launch(_relu_gradient_kernel, da.size, da.reshape(da.size), a.reshape(a.size),
            dz.reshape(dz.size))
