@@ -4,7 +4,7 @@
                                        [--steps N] [--out DIR] [--json]
 
 For each run: `scratchnet face train` on the synthetic faces (1,000 persons
-x 10 pictures, seed 0; validation seed 1), then `scratchnet face evaluate`
+x 10 pictures, seed 0; validation: 1,000 persons of seed 1), then `scratchnet face evaluate`
 on persons of seed 2, never seen in training. The runs: the default (semi-
 hard mining with the cross-batch memory), and each mining strategy inside
 the batch without the memory (`--memory-batches 0`), so that the strategies
@@ -26,11 +26,11 @@ import time
 import numpy as np
 
 from scratchnet.cli import main as scratchnet
+from scratchnet.commands.face import EVALUATION_SEED, VALIDATION_PERSONS, VALIDATION_SEED
 from scratchnet.face import Encoder, TrainingSettings, fit_tau, sample_pairs, synthetic_faces
 from scratchnet.face import evaluation
 from scratchnet.models.face_encoder import FaceEncoder
 
-EVALUATION_SEED = 2
 COLUMNS = ("verification_accuracy", "auc", "tar_at_far_1e-3", "top1", "rejection", "top1_nearest",
            "classifier_abs_accuracy", "classifier_chi2_accuracy", "top1_over_draws",
            "rejection_over_draws", "top1_nearest_over_draws", "best_threshold_bound")
@@ -69,7 +69,8 @@ def untrained_encoder_report():
     defaults = TrainingSettings()
     network = FaceEncoder(width=defaults.width, convs_per_block=defaults.convs_per_block,
                           neck=defaults.neck, seed=0)
-    validation_images, validation_labels = synthetic_faces(300, 10, seed=1)
+    validation_images, validation_labels = synthetic_faces(VALIDATION_PERSONS, 10,
+                                                           seed=VALIDATION_SEED)
     encoder = Encoder(network, flip_average=defaults.flip_average)
     first, second, same = sample_pairs(validation_labels, 2000, seed=0)
     embeddings = encoder(validation_images)

@@ -18,6 +18,7 @@ import pytest
 from scratchnet import Tensor
 from scratchnet import functional as F
 from scratchnet.face import load_encoder, sample_pairs, synthetic_faces
+from scratchnet.face.evaluation import fit_identification_tau
 from scratchnet.face.metrics import fit_tau
 from scratchnet.serialize import load_npz, save_npz
 from scratchnet.face.training import (
@@ -384,10 +385,27 @@ def test_tau_is_fitted_on_the_validation_pairs(training_set, validation_set):
     distances = np.sum((embeddings[first] - embeddings[second]) ** 2, axis=1)
     assert encoder.tau == pytest.approx(fit_tau(distances, same), rel=1e-6)
     assert encoder.info["tau_eer"] == pytest.approx(fit_tau(distances, same, "eer"), rel=1e-6)
+    assert encoder.info["tau_identify"] == pytest.approx(
+        fit_identification_tau(embeddings, validation_set[1], seed=chosen.seed), rel=1e-6)
     assert encoder.info["validation_accuracy"] == history[-1].validation_accuracy
     assert encoder.info["training"]["trained_steps"] == 3
     assert encoder.info["training"]["strategy"] == chosen.strategy
     assert [r.step for r in history] == [2, 3]
+
+
+def test_validation_encodes_only_the_pictures_of_its_pairs(training_set, validation_set):
+    trainer = Trainer(*training_set, validation_set, settings(validation_pairs=30), note=None)
+    encoded = []
+    encoder = trainer.encoder()
+    trainer.encoder = lambda: lambda images: encoded.append(len(images)) or encoder(images)
+    distances, same = trainer.validation_distances()
+    first, second, expected_same = trainer.validation_pairs
+    assert encoded == [len(np.unique(np.concatenate([first, second])))]
+    assert encoded[0] < len(validation_set[0])
+    everyone = encoder(validation_set[0])
+    np.testing.assert_allclose(distances, np.sum((everyone[first] - everyone[second]) ** 2, axis=1),
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(same, expected_same)
 
 
 def mean_triplet_loss(encoder, images, labels):

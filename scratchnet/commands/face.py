@@ -80,11 +80,11 @@ DEFAULT_DLIB_DB = "face-db-dlib.npz"
 # The synthetic data's seeds: training persons, validation persons (tau is
 # fitted on them) and, for `evaluate`, persons seen by neither.
 TRAIN_SEED, VALIDATION_SEED, EVALUATION_SEED = 0, 1, 2
-VALIDATION_PERSONS = 300
+VALIDATION_PERSONS = 1000
+PICTURES_PER_HELD_OUT_PERSON = 10  # validation and evaluation persons, whatever --per-identity
 TRAINING_SIZE = 64                 # pixels on a side of the synthetic training pictures
 EVALUATION_PERSONS = 600
 CLASSIFIER_PAIRS = 6000
-EVALUATION_PICTURES_PER_PERSON = 10
 # What a verification pair takes at the peak of `evaluate`: the two encodings and the pair
 # classifiers' features and their intermediates, about nine vectors of the embedding's size
 # (measured: 4.3 KiB a pair with 128 numbers, from 20,000 to 400,000 pairs).
@@ -156,10 +156,11 @@ def _add_train(actions):
         description="Train the face encoder f with the triplet loss "
         "L = max(d(A,P) - d(A,N) + alpha, 0) on batches of P persons x K pictures, "
         "triplets mined online; Adam. Without --data: the synthetic faces "
-        "(--identities x --per-identity pictures, seed 0), validated on 300 other "
-        "synthetic persons (seed 1; evaluate uses seed 2). Writes MODEL.npz with tau fitted on the validation "
-        "pairs and the two pair classifiers, and a checkpoint every --checkpoint-every "
-        "steps to MODEL.checkpoint.npz (--resume continues from it).")
+        "(--identities x --per-identity pictures, seed 0), validated on "
+        "--validation-identities other synthetic persons (seed 1; evaluate uses seed 2). "
+        "Writes MODEL.npz with tau fitted on the validation pairs, tau_identify (1:K) on the "
+        "validation persons and the two pair classifiers, and a checkpoint every "
+        "--checkpoint-every steps to MODEL.checkpoint.npz (--resume continues from it).")
     parser.add_argument("--out", required=True, metavar="MODEL.npz", help="where to write the model")
     parser.add_argument("--data", metavar="DIR",
                         help="train on DIR/<name>/*.jpg instead (10%% of the persons validate)")
@@ -296,12 +297,18 @@ def _check_synthetic_persons(args):
     if args.batch_identities > args.identities:
         raise InputError(f"--batch-identities {args.batch_identities}: more persons than the "
                          f"{args.identities} of --identities")
-    count = (args.identities + args.validation_identities) * args.per_identity
+    count = _synthetic_count(args)
     check_memory(_pictures_bytes(count, TRAINING_SIZE),
                  f"--identities {args.identities} --validation-identities "
                  f"{args.validation_identities}",
                  f"{count:,} synthetic pictures of {TRAINING_SIZE}x{TRAINING_SIZE}",
                  "--identities, --validation-identities or --per-identity")
+
+
+def _synthetic_count(args):
+    """How many synthetic pictures `train` draws: its persons' and the validation persons'."""
+    return (args.identities * args.per_identity
+            + args.validation_identities * PICTURES_PER_HELD_OUT_PERSON)
 
 
 def _pictures_bytes(count, side):
@@ -311,11 +318,11 @@ def _pictures_bytes(count, side):
 
 def _training_data(args):
     if args.data is None:
-        print(f"drawing {(args.identities + args.validation_identities) * args.per_identity:,} "
-              "synthetic pictures ...", flush=True)   # about a second per thousand
+        print(f"drawing {_synthetic_count(args):,} synthetic pictures ...",
+              flush=True)   # about a second per thousand
         train_set = synthetic_faces(args.identities, args.per_identity, seed=TRAIN_SEED,
                                     size=TRAINING_SIZE)
-        validation = synthetic_faces(args.validation_identities, args.per_identity,
+        validation = synthetic_faces(args.validation_identities, PICTURES_PER_HELD_OUT_PERSON,
                                      seed=VALIDATION_SEED, size=TRAINING_SIZE)
         return train_set, validation, f"synthetic faces (seed {TRAIN_SEED})"
     images, labels, names = load_image_folder(args.data, min_per_identity=2, note=_note)
@@ -520,7 +527,7 @@ def _check_evaluation_memory(args, encoder):
     if args.data is not None:
         check_memory(pairs_bytes, f"--pairs {args.pairs}", f"{args.pairs:,} pairs", "--pairs")
         return
-    pictures, side = args.identities * EVALUATION_PICTURES_PER_PERSON, encoder.image_size
+    pictures, side = args.identities * PICTURES_PER_HELD_OUT_PERSON, encoder.image_size
     check_memory(pairs_bytes + _pictures_bytes(pictures, side),
                  f"--pairs {args.pairs} --identities {args.identities}",
                  f"{args.pairs:,} pairs and {pictures:,} synthetic pictures of {side}x{side}",
@@ -534,7 +541,7 @@ def run_evaluate(args):
     note = (lambda line: print(line, file=sys.stderr)) if args.json else print
     started = time.perf_counter()
     if args.data is None:
-        images, labels = synthetic_faces(args.identities, EVALUATION_PICTURES_PER_PERSON,
+        images, labels = synthetic_faces(args.identities, PICTURES_PER_HELD_OUT_PERSON,
                                          seed=args.seed, size=encoder.image_size)
         source = f"synthetic persons, seed {args.seed}"
     else:

@@ -31,6 +31,7 @@ over the draws, best_threshold_bound, says how far the encoder itself is
 from a target on both figures, wherever the fitted tau_identify lands.
 """
 
+import collections
 import os
 import tempfile
 
@@ -141,8 +142,19 @@ def recognition_sweep(embeddings, labels, enrolled=ENROLLED, seed=0):
     each query's nearest enrolled person and its d do not depend on tau, so
     top1(tau) counts the right answers with d <= tau and rejection(tau) the
     strangers' pictures with d > tau. `taus` are 0 and the midpoints between
-    consecutive distances, which covers every value the two figures can take.
+    consecutive distinct distances, which covers every value the two figures can take.
     """
+    draw = _nearest_distances(embeddings, labels, enrolled, seed)
+    taus = _candidate_taus([draw])
+    return (taus,) + _rates_at(taus, draw)
+
+
+# One enrolment draw's distances to the nearest enrolled person: of every query, of the
+# queries whose nearest is the right person (sorted), of every stranger's picture (sorted).
+_Draw = collections.namedtuple("_Draw", "queries right strangers")
+
+
+def _nearest_distances(embeddings, labels, enrolled, seed):
     labels = np.asarray(labels)
     members, strangers = split_persons(labels, enrolled, seed)
     first = np.array([np.flatnonzero(labels == person)[0] for person in members])
@@ -157,22 +169,44 @@ def recognition_sweep(embeddings, labels, enrolled=ENROLLED, seed=0):
     answer, d_query = nearest(embeddings[is_query])
     right = answer == labels[is_query]
     _, d_stranger = nearest(embeddings[np.isin(labels, strangers)])
-    distances = np.sort(np.concatenate([d_query, d_stranger]))
-    taus = np.concatenate([[0.0], (distances[1:] + distances[:-1]) / 2])
-    top1 = np.searchsorted(np.sort(d_query[right]), taus, side="right") / len(d_query)
-    rejection = 1 - np.searchsorted(np.sort(d_stranger), taus, side="right") / len(d_stranger)
-    return taus, top1, rejection
+    return _Draw(d_query, np.sort(d_query[right]), np.sort(d_stranger))
 
 
-def fit_identification_tau(embeddings, labels, enrolled=ENROLLED, seed=0):
-    """The tau for 1:K that maximises (top1 + rejection) / 2 on these (validation) persons.
+def _candidate_taus(draws):
+    """0 and the midpoints between consecutive distinct distances of the draws: every value
+    that top1 and rejection of each draw can take is taken at one of them, and none sits on a
+    distance (draws that share persons repeat distances)."""
+    distances = np.unique(np.concatenate([d for draw in draws for d in (draw.queries,
+                                                                        draw.strangers)]))
+    return np.concatenate([[0.0], (distances[1:] + distances[:-1]) / 2])
+
+
+def _rates_at(taus, draw):
+    """(top1, rejection) of one draw at each of `taus`."""
+    top1 = np.searchsorted(draw.right, taus, side="right") / len(draw.queries)
+    rejection = 1 - np.searchsorted(draw.strangers, taus, side="right") / len(draw.strangers)
+    return top1, rejection
+
+
+def fit_identification_tau(embeddings, labels, enrolled=ENROLLED, draws=DRAWS, seed=0):
+    """The tau for 1:K where the smaller of top1 and rejection is largest, each averaged over
+    `draws` enrolment draws (seeds seed, seed + 1, ...) of these (validation) persons.
 
     Recognition is harder than verification: a stranger is compared with all K
     enrolled persons, and is wrongly accepted if ANY of them is within tau, so
-    1:K needs a smaller tau than the best one for single pairs.
+    1:K needs a smaller tau than the best one for single pairs. top1 grows with
+    tau and rejection falls, so the smaller of the two is largest where they
+    meet: the tau that serves members and strangers alike, as the equal-error
+    rate does for verification (one target, 0.95, for both). Averaging over
+    draws makes the tau depend less on which persons one draw enrols.
     """
-    taus, top1, rejection = recognition_sweep(embeddings, labels, enrolled, seed)
-    return float(taus[np.argmax(top1 + rejection)])
+    _check_draws(draws)
+    each_draw = [_nearest_distances(embeddings, labels, enrolled, seed + d) for d in range(draws)]
+    taus = _candidate_taus(each_draw)
+    rates = [_rates_at(taus, draw) for draw in each_draw]
+    top1 = np.mean([top1 for top1, _ in rates], axis=0)
+    rejection = np.mean([rejection for _, rejection in rates], axis=0)
+    return float(taus[np.argmax(np.minimum(top1, rejection))])
 
 
 def best_threshold(embeddings, labels, enrolled=ENROLLED, seed=0):
@@ -191,8 +225,7 @@ def recognition_over_draws(encoder, embeddings, labels, enrolled=ENROLLED, draws
     """evaluate_recognition for the enrolment draws of seeds 0 .. draws - 1: the mean and
     (min, max) of top1, rejection and top1_nearest, best_threshold's bound and tau for each
     draw, and best_threshold_bound, the bounds' mean."""
-    if isinstance(draws, bool) or not isinstance(draws, (int, np.integer)) or draws < 1:
-        raise ValueError(f"draws: expected a positive number of enrolment draws, got {draws!r}")
+    _check_draws(draws)
     results = [evaluate_recognition(encoder, embeddings, labels, enrolled, seed)
                for seed in range(draws)]
     report = {"draws": int(draws)}
@@ -205,6 +238,11 @@ def recognition_over_draws(encoder, embeddings, labels, enrolled=ENROLLED, draws
     report["best_threshold_bound_per_draw"] = [bound for _, bound in best]
     report["best_threshold_bound"] = float(np.mean(report["best_threshold_bound_per_draw"]))
     return report
+
+
+def _check_draws(draws):
+    if isinstance(draws, bool) or not isinstance(draws, (int, np.integer)) or draws < 1:
+        raise ValueError(f"draws: expected a positive number of enrolment draws, got {draws!r}")
 
 
 def split_persons(labels, enrolled, seed):

@@ -224,10 +224,14 @@ class Trainer:
 
     # -------------------------------------------------------------- validation
     def validation_distances(self, embeddings=None):
-        """d for the validation pairs under the current encoder, and whether each is one person."""
-        if embeddings is None:
-            embeddings = self.encoder()(self.validation_images)
+        """d for the validation pairs under the current encoder, and whether each is one person
+        (`embeddings`: of every validation picture, when computed already; else only the
+        pairs' pictures are encoded)."""
         first, second, same = self.validation_pairs
+        if embeddings is None:
+            shown, where = np.unique(np.concatenate([first, second]), return_inverse=True)
+            embeddings = self.encoder()(self.validation_images[shown])
+            first, second = where[:len(first)], where[len(first):]
         return squared_distances(embeddings, first, second), same
 
     def validation_accuracy(self):
