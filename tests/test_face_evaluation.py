@@ -95,6 +95,18 @@ def test_pair_embeddings_are_the_encoders_with_sampled_pairs():
         np.testing.assert_array_equal(got, expected)
 
 
+def test_encode_pairs_encodes_only_the_pictures_the_pairs_show():
+    images, labels = labelled_pictures(10, 3)
+    encoder = perfect_encoder(10)
+    pairs = sample_pairs(labels, 6, 3)
+    embeddings, (first, second, same) = evaluation.encode_pairs(encoder, images, pairs)
+    everyone = encoder(images)
+    assert len(embeddings) == len(np.unique(np.concatenate(pairs[:2]))) < len(images)
+    np.testing.assert_array_equal(embeddings[first], everyone[pairs[0]])
+    np.testing.assert_array_equal(embeddings[second], everyone[pairs[1]])
+    np.testing.assert_array_equal(same, pairs[2])
+
+
 # ======================================================= recognition, answers known
 
 def test_recognition_counts_exactly_what_was_built():

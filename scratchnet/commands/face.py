@@ -50,6 +50,7 @@ from ..face import (
     load_face_image,
     load_image_folder,
     read_lfw_pairs,
+    sample_pairs,
     synthetic_faces,
     train,
 )
@@ -271,8 +272,8 @@ def run_train(args):
     except (ValueError, FileNotFoundError) as error:     # --resume without a fitting checkpoint
         raise InputError(str(error)) from None
     print("fitting the pair classifiers on pairs of training persons ...", flush=True)
-    embeddings, pairs = evaluation.pair_embeddings(encoder, images, labels,
-                                                   CLASSIFIER_PAIRS, args.seed)
+    embeddings, pairs = evaluation.encode_pairs(
+        encoder, images, sample_pairs(labels, CLASSIFIER_PAIRS, args.seed))
     classifiers = evaluation.fit_pair_classifiers(embeddings, pairs, seed=args.seed)
     encoder.save(args.out, extra={**evaluation.classifiers_to_arrays(classifiers),
                                   "trainer.history": _history_rows(history)})

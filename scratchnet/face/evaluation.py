@@ -58,6 +58,14 @@ def pair_embeddings(encoder, images, labels, n_pairs, seed, embeddings=None):
     return (encoder(images) if embeddings is None else embeddings), pairs
 
 
+def encode_pairs(encoder, images, pairs):
+    """(embeddings, pairs) with only the pictures that the pairs (first, second, same) show
+    encoded, and the pairs' indices turned into rows of those embeddings."""
+    first, second, same = pairs
+    shown, where = np.unique(np.concatenate([first, second]), return_inverse=True)
+    return encoder(images[shown]), (where[:len(first)], where[len(first):], same)
+
+
 def squared_distances(embeddings, first, second):
     return np.sum((embeddings[first] - embeddings[second]) ** 2, axis=1)
 

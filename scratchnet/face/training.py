@@ -59,7 +59,7 @@ from ..serialize import load_npz
 from ..tensor import Tensor
 from .datasets import count_single_picture_identities, sample_pairs
 from .encoder import Encoder
-from .evaluation import fit_identification_tau, squared_distances
+from .evaluation import encode_pairs, fit_identification_tau, squared_distances
 from .memory import CrossBatchMemory
 from .metrics import fit_tau, ten_fold_accuracy
 
@@ -227,11 +227,10 @@ class Trainer:
         """d for the validation pairs under the current encoder, and whether each is one person
         (`embeddings`: of every validation picture, when computed already; else only the
         pairs' pictures are encoded)."""
-        first, second, same = self.validation_pairs
+        pairs = self.validation_pairs
         if embeddings is None:
-            shown, where = np.unique(np.concatenate([first, second]), return_inverse=True)
-            embeddings = self.encoder()(self.validation_images[shown])
-            first, second = where[:len(first)], where[len(first):]
+            embeddings, pairs = encode_pairs(self.encoder(), self.validation_images, pairs)
+        first, second, same = pairs
         return squared_distances(embeddings, first, second), same
 
     def validation_accuracy(self):
