@@ -4,8 +4,8 @@
                                        [--steps N] [--out DIR] [--json]
 
 For each run: `scratchnet face train` on the synthetic faces (1,000 persons
-x 10 pictures, seed 0; validation: 1,000 persons of seed 1), then `scratchnet face evaluate`
-on persons of seed 2, never seen in training. The runs: the default (semi-
+x 10 pictures, seed 0; validation: 1,000 persons of seed 1), then
+`scratchnet face evaluate` on persons of seed 2, never seen in training. The runs: the default (semi-
 hard mining with the cross-batch memory), and each mining strategy inside
 the batch without the memory (`--memory-batches 0`), so that the strategies
 are compared alone, and `sixty_pictures`, the default with 60 pictures of
@@ -27,7 +27,13 @@ import time
 import numpy as np
 
 from scratchnet.cli import main as scratchnet
-from scratchnet.commands.face import EVALUATION_SEED, VALIDATION_PERSONS, VALIDATION_SEED
+from scratchnet.commands.face import (
+    EVALUATION_PERSONS,
+    EVALUATION_SEED,
+    PICTURES_PER_HELD_OUT_PERSON,
+    VALIDATION_PERSONS,
+    VALIDATION_SEED,
+)
 from scratchnet.face import Encoder, TrainingSettings, fit_tau, sample_pairs, synthetic_faces
 from scratchnet.face import evaluation
 from scratchnet.models.face_encoder import FaceEncoder
@@ -73,20 +79,22 @@ def untrained_encoder_report():
     defaults = TrainingSettings()
     network = FaceEncoder(width=defaults.width, convs_per_block=defaults.convs_per_block,
                           neck=defaults.neck, seed=0)
-    validation_images, validation_labels = synthetic_faces(VALIDATION_PERSONS, 10,
-                                                           seed=VALIDATION_SEED)
+    validation_images, validation_labels = synthetic_faces(
+        VALIDATION_PERSONS, PICTURES_PER_HELD_OUT_PERSON, seed=VALIDATION_SEED)
     encoder = Encoder(network, flip_average=defaults.flip_average)
     first, second, same = sample_pairs(validation_labels, 2000, seed=0)
     embeddings = encoder(validation_images)
     encoder.tau = fit_tau(evaluation.squared_distances(embeddings, first, second), same)
     encoder.info["tau_identify"] = evaluation.fit_identification_tau(embeddings,
                                                                      validation_labels)
-    images, labels = synthetic_faces(600, 10, seed=EVALUATION_SEED)
+    images, labels = synthetic_faces(EVALUATION_PERSONS, PICTURES_PER_HELD_OUT_PERSON,
+                                     seed=EVALUATION_SEED)
     return evaluation.evaluate(encoder, images, labels, seed=EVALUATION_SEED)
 
 
 def pixel_report():
-    images, labels = synthetic_faces(600, 10, seed=EVALUATION_SEED)
+    images, labels = synthetic_faces(EVALUATION_PERSONS, PICTURES_PER_HELD_OUT_PERSON,
+                                     seed=EVALUATION_SEED)
     return {"verification_accuracy": evaluation.pixel_baseline(images, labels,
                                                                seed=EVALUATION_SEED)}
 
