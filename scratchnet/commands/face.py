@@ -172,7 +172,8 @@ def _add_train(actions):
                         help="synthetic pictures per person (default 10)")
     parser.add_argument("--validation-identities", type=int_at_least(2),
                         default=VALIDATION_PERSONS,
-                        metavar="N", help=f"synthetic validation persons (default "
+                        metavar="N", help=f"synthetic validation persons, "
+                        f"{PICTURES_PER_HELD_OUT_PERSON} pictures each (default "
                         f"{VALIDATION_PERSONS})")
     defaults = TrainingSettings()
     parser.add_argument("--steps", type=positive_int, default=defaults.steps,
