@@ -5,13 +5,13 @@
 
 For each run: `scratchnet face train` on the synthetic faces (1,000 persons
 x 10 pictures, seed 0; validation: 1,000 persons of seed 1), then
-`scratchnet face evaluate` on persons of seed 2, never seen in training. The runs: the default (semi-
-hard mining with the cross-batch memory), and each mining strategy inside
-the batch without the memory (`--memory-batches 0`), so that the strategies
-are compared alone, and `sixty_pictures`, the default with 60 pictures of
-each training person and 3,500 steps. Beside them:
-raw pixels as the encoding and an untrained encoder (random weights, tau
-fitted on the validation persons). Prints a markdown table (and, with
+`scratchnet face evaluate` on persons of seed 2, never seen in training.
+The runs: the default (semi-hard mining with the cross-batch memory), each
+mining strategy inside the batch without the memory (`--memory-batches 0`),
+so that the strategies are compared alone, and `sixty_pictures`, the
+default with 60 pictures of each training person and 3,500 steps. Beside
+them: raw pixels as the encoding and an untrained encoder (random weights,
+tau fitted on the validation persons). Prints a markdown table (and, with
 --json, one JSON object); the models are kept in --out. The last four
 columns are the recognition figures averaged over six enrolment draws and
 the best-threshold bound (scratchnet.face.evaluation.recognition_over_draws).
@@ -82,7 +82,7 @@ def untrained_encoder_report():
     validation_images, validation_labels = synthetic_faces(
         VALIDATION_PERSONS, PICTURES_PER_HELD_OUT_PERSON, seed=VALIDATION_SEED)
     encoder = Encoder(network, flip_average=defaults.flip_average)
-    first, second, same = sample_pairs(validation_labels, 2000, seed=0)
+    first, second, same = sample_pairs(validation_labels, defaults.validation_pairs, seed=0)
     embeddings = encoder(validation_images)
     encoder.tau = fit_tau(evaluation.squared_distances(embeddings, first, second), same)
     encoder.info["tau_identify"] = evaluation.fit_identification_tau(embeddings,
