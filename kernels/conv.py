@@ -40,7 +40,8 @@ product, which runs in BLAS. docs/derivations.md derives the two gradients.
 A 3x3 filter with stride 1 and at least 16 input channels runs instead as
 Winograd's F(4x4, 3x3) in kernels.winograd, which needs 4 times fewer
 products: the forward pass, the input gradient (as a correlation with the
-flipped filters) and the weight gradient.
+flipped filters) and the weight gradient. It reads x where it lies, taking
+the positions in the padding as zeros, instead of a zero-padded copy.
 """
 
 from collections import namedtuple
@@ -123,9 +124,9 @@ def conv_backward_weight(dy, x, w_shape, stride=1, padding=0, dilation=1, groups
     check_same_dtype(dy=dy, x=x)
     n_batch, n_out = dy.shape[0], w_shape[0]
     if winograd.applies(geo, x.shape[1]):
-        x_pad = _pad(x, geo, reach=winograd.input_sizes(geo.out_sizes, geo.kernel[0]))
         dy_3d = dy.reshape(_lift_shape(dy.shape))
-        return winograd.weight_gradient(x_pad, dy_3d, geo.kernel[0]).reshape(w_shape)
+        return winograd.weight_gradient(x.reshape(_lift_shape(x.shape)), dy_3d, geo.kernel[0],
+                                        geo.pad_before).reshape(w_shape)
     x_pad = _pad(x, geo)                                     # (N, C, D_p, H_p, W_p)
     dy_mat = dy.reshape(n_batch, groups, n_out // groups, -1)  # (N, G, F_g, P)
 
@@ -171,8 +172,8 @@ def _correlate(x, w, geo):
     """
     n_batch, n_out = x.shape[0], w.shape[0]
     if winograd.applies(geo, x.shape[1]):
-        x_pad = _pad(x, geo, reach=winograd.input_sizes(geo.out_sizes, geo.kernel[0]))
-        y = winograd.correlate(x_pad, w.reshape(_lift_shape(w.shape)), geo.out_sizes)
+        y = winograd.correlate(x.reshape(_lift_shape(x.shape)), w.reshape(_lift_shape(w.shape)),
+                               geo.out_sizes, geo.pad_before)
         return y.reshape((n_batch, n_out) + _spatial(geo.out_sizes, geo))
     x_pad = _pad(x, geo)                                     # (N, C, D_p, H_p, W_p)
     w_mat = w.reshape(geo.groups, n_out // geo.groups, -1)
@@ -333,24 +334,18 @@ def _n_positions(geo):
     return int(np.prod(geo.out_sizes))
 
 
-def _padded_shape(x_shape, geo, pad_after=None):
-    """(N, C, D_p, H_p, W_p): x's shape with geo's padding (or `pad_after` after x)."""
-    after = geo.pad_after if pad_after is None else pad_after
-    sizes = tuple(n + lo + hi for n, lo, hi in zip(geo.in_sizes, geo.pad_before, after))
+def _padded_shape(x_shape, geo):
+    """(N, C, D_p, H_p, W_p): x's shape with geo's padding."""
+    sizes = tuple(n + lo + hi for n, lo, hi in zip(geo.in_sizes, geo.pad_before, geo.pad_after))
     return tuple(x_shape[:2]) + sizes
 
 
-def _pad(x, geo, reach=None):
-    """x (N, C, *spatial) -> x_pad (N, C, D_p, H_p, W_p), zeros around x; with `reach`
-    (D, H, W), zeros after x until x_pad is at least that large."""
+def _pad(x, geo):
+    """x (N, C, *spatial) -> x_pad (N, C, D_p, H_p, W_p), zeros around x."""
     x3 = x.reshape(_lift_shape(x.shape))
-    after = geo.pad_after
-    if reach is not None:
-        after = tuple(max(hi, size - lo - n) for hi, size, lo, n
-                      in zip(after, reach, geo.pad_before, geo.in_sizes))
-    if not any(geo.pad_before + after):
+    if not any(geo.pad_before + geo.pad_after):
         return x3
-    x_pad = np.empty(_padded_shape(x3.shape, geo, after), x3.dtype)
+    x_pad = np.empty(_padded_shape(x3.shape, geo), x3.dtype)
     _surround_with_zeros(x3, x_pad, *geo.pad_before)
     return x_pad
 

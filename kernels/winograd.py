@@ -76,25 +76,27 @@ def applies(geo, in_channels):
             and geo.dilation == (1, 1, 1) and in_channels * geo.kernel[0] >= MIN_ROWS)
 
 
-def correlate(x_pad, w, out_sizes):
+def correlate(x, w, out_sizes, pad_before):
     """y[n, k, o] = sum_{c, j} w[k, c, j] x_pad[n, c, o + j] for a 3x3 (h, w) filter.
 
-    x_pad (N, C, D_p, H_p, W_p), already zero-padded, and w (F, C, f_D, 3, 3);
-    out_sizes (o_D, o_H, o_W). Returns y (N, F, o_D, o_H, o_W).
+    x (N, C, D, H, W) and w (F, C, f_D, 3, 3); x_pad is x with pad_before
+    (p_D, p_H, p_W) zeros before it and zeros after it, read in place (see
+    _read_strip): no padded copy of x is made. out_sizes (o_D, o_H, o_W).
+    Returns y (N, F, o_D, o_H, o_W).
     """
-    n_batch, channels = x_pad.shape[:2]
+    n_batch, channels = x.shape[:2]
     n_filters, depth = w.shape[0], w.shape[2]
     out_d, out_h, out_w = out_sizes
     tiles_h, tiles_w = _tile_counts(out_h, out_w)
-    x_pad = _padded_to(x_pad, input_sizes(out_sizes, depth))
     u = filter_transform(w)                                  # (POSITIONS, F, f_D C)
-    y = np.empty((n_batch, n_filters, out_d, OUT * tiles_h, OUT * tiles_w), dtype=x_pad.dtype)
+    y = np.empty((n_batch, n_filters, out_d, OUT * tiles_h, OUT * tiles_w), dtype=x.dtype)
 
     def chunk_work(chunks):
         for first, stop in chunks:
-            windows = _transformed_input(x_pad, first, stop, out_d, tiles_h, tiles_w, depth)
+            windows = _transformed_input(x, pad_before, first, stop, out_d, tiles_h, tiles_w,
+                                         depth)
             m_rows, m = _tile_matrices("winograd_m", n_filters, (stop - first) * tiles_w,
-                                       x_pad.dtype)
+                                       x.dtype)
             for v, tiles in windows:
                 np.matmul(u, v, out=m[:, :, tiles])
             _output_transform(m_rows, first, stop, tiles_h, y)
@@ -106,7 +108,7 @@ def correlate(x_pad, w, out_sizes):
     return y
 
 
-def weight_gradient(x_pad, dy, depth):
+def weight_gradient(x, dy, depth, pad_before):
     """dw[k, c, j] = sum_{n, o} dy[n, k, o] x_pad[n, c, o + j] for a 3x3 (h, w) filter.
 
     The forward formula is linear in the filter g; its adjoint gives, summed
@@ -116,32 +118,32 @@ def weight_gradient(x_pad, dy, depth):
 
     and the sum over tiles of position (a, b) is the matrix product
     DY[a, b] @ V[a, b]^T, (n_C, tiles) @ (tiles, f_D n_C_prev).
-    x_pad (N, C, D_p, H_p, W_p) as in `correlate`, dy (N, F, o_D, o_H, o_W),
+    x (N, C, D, H, W) and pad_before as in `correlate`, dy (N, F, o_D, o_H, o_W),
     depth the filter depth f_D. Returns dw (F, C, f_D, 3, 3).
     """
-    n_batch, channels = x_pad.shape[:2]
+    n_batch, channels = x.shape[:2]
     n_filters, (out_d, out_h, out_w) = dy.shape[1], dy.shape[2:]
     tiles_h, tiles_w = _tile_counts(out_h, out_w)
-    x_pad = _padded_to(x_pad, input_sizes((out_d, out_h, out_w), depth))
     dy = _padded_to(dy, (out_d, OUT * tiles_h, OUT * tiles_w))  # outputs past the end add 0
     rows = depth * channels
 
     def chunk_work(chunks):
-        m = np.zeros((POSITIONS, n_filters, rows), dtype=x_pad.dtype)  # this worker's sum
+        m = np.zeros((POSITIONS, n_filters, rows), dtype=x.dtype)  # this worker's sum
         for first, stop in chunks:
-            windows = _transformed_input(x_pad, first, stop, out_d, tiles_h, tiles_w, depth)
+            windows = _transformed_input(x, pad_before, first, stop, out_d, tiles_h, tiles_w,
+                                         depth)
             dy_hat_rows, dy_hat = _tile_matrices("winograd_m", n_filters,
-                                                 (stop - first) * tiles_w, x_pad.dtype)
+                                                 (stop - first) * tiles_w, x.dtype)
             _gradient_transform(dy, first, stop, tiles_h, dy_hat_rows,
-                                _columns_table(OUT, (stop - first) * tiles_w, x_pad.dtype))
-            products = scratch("winograd_dw", m.shape, x_pad.dtype)
+                                _columns_table(OUT, (stop - first) * tiles_w, x.dtype))
+            products = scratch("winograd_dw", m.shape, x.dtype)
             for v, tiles in windows:
                 m += np.matmul(dy_hat[:, :, tiles], v.transpose(0, 2, 1), out=products)
         return m
 
     chunks = _chunks(n_batch, out_d, tiles_h, POSITIONS * channels * tiles_w, depth)
     m = sum_in_workers(chunk_work, chunks)                   # (POSITIONS, F, f_D C)
-    dw = np.empty((n_filters, rows, 3, 3), dtype=x_pad.dtype)
+    dw = np.empty((n_filters, rows, 3, 3), dtype=x.dtype)
     _weight_transform(m, dw)
     # (F, f_D C, 3, 3) -> (F, f_D, C, 3, 3) -> (F, C, f_D, 3, 3)
     return np.ascontiguousarray(dw.reshape(n_filters, depth, channels, 3, 3).swapaxes(1, 2))
@@ -171,7 +173,7 @@ def _chunks(n_batch, out_d, tiles_h, per_row, depth):
     return [(first, min(first + step, n_units)) for first in range(0, n_units, step)]
 
 
-def _transformed_input(x_pad, first, stop, out_d, tiles_h, tiles_w, depth):
+def _transformed_input(x, pad_before, first, stop, out_d, tiles_h, tiles_w, depth):
     """V for the output tile rows first .. stop - 1, as [(v, tiles)]: the products
     U @ v give the chunk's outputs `tiles` (a slice of its n_tiles).
 
@@ -182,22 +184,21 @@ def _transformed_input(x_pad, first, stop, out_d, tiles_h, tiles_w, depth):
     multiplies the window of input planes d .. d + f_D - 1, a view of f_D C rows.
     (Unfolding the depth offsets instead transformed every plane f_D times.)
     """
-    channels, in_planes = x_pad.shape[1], x_pad.shape[2]
+    channels, in_planes = x.shape[1], out_d + depth - 1     # planes of x_pad
     if depth == 1:
-        v_rows, v = _tile_matrices("winograd_v", channels, (stop - first) * tiles_w,
-                                   x_pad.dtype)
-        _input_transform(x_pad, first, stop, out_d, tiles_h, tiles_w, 0, v_rows,
-                         _columns_table(TILE, (stop - first) * tiles_w, x_pad.dtype))
+        v_rows, v = _tile_matrices("winograd_v", channels, (stop - first) * tiles_w, x.dtype)
+        _input_transform(x, pad_before, first, stop, out_d, tiles_h, tiles_w, 0, v_rows,
+                         _columns_table(TILE, (stop - first) * tiles_w, x.dtype))
         return [(v, slice(None))]
     n, d0 = divmod(first // tiles_h, out_d)
     n_out_planes, plane_tiles = (stop - first) // tiles_h, tiles_h * tiles_w
     n_planes = n_out_planes + depth - 1
-    v_rows, _ = _tile_matrices("winograd_v", n_planes * channels, plane_tiles, x_pad.dtype)
-    columns = _columns_table(TILE, plane_tiles, x_pad.dtype)
+    v_rows, _ = _tile_matrices("winograd_v", n_planes * channels, plane_tiles, x.dtype)
+    columns = _columns_table(TILE, plane_tiles, x.dtype)
     for p in range(n_planes):
         row = (n * in_planes + d0 + p) * tiles_h            # input tile rows of plane d0 + p
-        _input_transform(x_pad, row, row + tiles_h, in_planes, tiles_h, tiles_w, p * channels,
-                         v_rows, columns)
+        _input_transform(x, pad_before, row, row + tiles_h, in_planes, tiles_h, tiles_w,
+                         p * channels, v_rows, columns)
     per_plane = channels * plane_tiles
     return [(v_rows[:, d * per_plane:(d + depth) * per_plane].reshape(POSITIONS,
                                                                        depth * channels,
@@ -227,19 +228,6 @@ def _columns_table(n_columns, n_tiles, dtype):
     """(TILE, n_columns, n_tiles) in this thread's scratch buffer: the table the input
     (six columns a tile) and gradient (four) transforms fill in their first pass."""
     return scratch(f"winograd_columns_{n_columns}", (TILE, n_columns, n_tiles), dtype)
-
-
-def input_sizes(out_sizes, depth):
-    """(D_p, H_p, W_p) of the input that the tiles of out_sizes (o_D, o_H, o_W) read.
-
-    Whole 6x6 tiles, four outputs apart, cover an o_H or o_W that is not a
-    multiple of four with up to three rows or columns more than the outputs
-    need; a caller that pads x anyway pads it this far (kernels.conv does) and
-    saves `correlate` a second copy.
-    """
-    out_d, out_h, out_w = out_sizes
-    tiles_h, tiles_w = _tile_counts(out_h, out_w)
-    return out_d + depth - 1, OUT * tiles_h + 2, OUT * tiles_w + 2
 
 
 def _tile_counts(out_h, out_w):
@@ -338,6 +326,33 @@ def _tile_row(r, out_d, tiles_h):
     return n, d, th
 
 
+@njit(cache=True, nogil=True)
+def _read_strip(x, n, c, plane, top, left, strip):
+    """strip[i, j] = x[n, c, plane, top + i, left + j], or 0 where that lies outside x.
+
+    This is how the transforms read x_pad, x surrounded by zeros, without a
+    padded copy of x: one strip of six rows at a time, into a buffer that stays
+    in the cache (a padded copy is one more pass over memory, for the forward
+    pass and again for the weight gradient).
+    """
+    height, width = x.shape[3], x.shape[4]
+    n_columns = strip.shape[1]
+    start, stop = min(max(-left, 0), n_columns), min(max(width - left, 0), n_columns)
+    for i in range(strip.shape[0]):
+        row = top + i
+        if 0 <= plane < x.shape[2] and 0 <= row < height:
+            source = x[n, c, plane, row]
+            for j in range(start):                       # zeros before x
+                strip[i, j] = 0
+            for j in range(start, stop):                 # x
+                strip[i, j] = source[left + j]
+            for j in range(stop, n_columns):             # zeros after x
+                strip[i, j] = 0
+        else:                                            # a row above or below x
+            for j in range(n_columns):
+                strip[i, j] = 0
+
+
 # The input and gradient transforms work in two passes: first down the
 # columns of each strip of tiles (one row of tiles), which leaves each tile's
 # columns one after another in a table `columns`, then along the rows of all
@@ -348,26 +363,32 @@ def _tile_row(r, out_d, tiles_h):
 # stride of four and a few tiles per loop, ran 2.5 times slower.)
 
 @njit(cache=True, nogil=True)
-def _input_transform(x_pad, first, stop, planes, tiles_h, tiles_w, first_row, v, columns):
+def _input_transform(x, pad_before, first, stop, planes, tiles_h, tiles_w, first_row, v,
+                     columns):
     """v[6a + b, (first_row + c) n_tiles + t] = (B^T d_t B)[a, b] for the n_tiles tiles t
     of tile rows first .. stop - 1 of x_pad's planes, numbered (n planes + p) tiles_H + th
-    (row 6a + b of v is V[a, b], (rows, n_tiles), flattened). columns, (6, 6, n_tiles),
-    is scratch space: columns[a, j, t] = (B^T d_t)[a, j]."""
-    channels = x_pad.shape[1]
+    (row 6a + b of v is V[a, b], (rows, n_tiles), flattened); x_pad is x with pad_before
+    (p_D, p_H, p_W) zeros before it and zeros after it. columns, (6, 6, n_tiles), is
+    scratch space: columns[a, j, t] = (B^T d_t)[a, j]."""
+    channels = x.shape[1]
     n_tiles = (stop - first) * tiles_w
-    two, four, five, _ = _multipliers(x_pad)
+    two, four, five, _ = _multipliers(x)
+    before_d, before_h, before_w = pad_before
+    strip = np.empty((TILE, OUT * tiles_w + 2), dtype=x.dtype)
     for c in range(channels):
         # B^T down the six columns j of every tile ...
         for r in range(first, stop):
             n, p, th = _tile_row(r, planes, tiles_h)
-            x = x_pad[n, c, p, OUT * th:OUT * th + TILE]          # the strip's six input rows
+            # the strip's six input rows
+            _read_strip(x, n, c, p - before_d, OUT * th - before_h, -before_w, strip)
             first_tile = (r - first) * tiles_w
             for j in range(TILE):
                 for tw in range(tiles_w):
                     i, t = OUT * tw + j, first_tile + tw
                     (columns[0, j, t], columns[1, j, t], columns[2, j, t], columns[3, j, t],
                      columns[4, j, t], columns[5, j, t]) = _b_transpose(
-                        x[0, i], x[1, i], x[2, i], x[3, i], x[4, i], x[5, i], two, four, five)
+                        strip[0, i], strip[1, i], strip[2, i], strip[3, i], strip[4, i],
+                        strip[5, i], two, four, five)
         # ... then B^T along row a of each: (B^T d) B = (B^T (B^T d)^T)^T, one loop per
         # entry b of _b_transpose
         start = (first_row + c) * n_tiles

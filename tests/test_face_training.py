@@ -191,6 +191,23 @@ def test_augment_flips_shifts_and_changes_colour_and_nothing_else(size):
     assert len(shifts) >= (1 if size == 8 else 8)  # shifts of up to size // 16 in both directions
 
 
+def test_augment_equals_numpy_s_edge_padding_crop_and_float64_colour_to_the_last_bit():
+    """The Numba loop against the same steps in NumPy, with the draws taken in the order
+    augment documents: flips, shifts, gains, offsets."""
+    images = np.random.default_rng(5).random((9, 3, 32, 32)).astype(np.float32)
+    draws = np.random.default_rng(11)
+    n, size, shift = len(images), 32, 2
+    flip = draws.random(n) < 0.5
+    dy, dx = draws.integers(0, 2 * shift + 1, size=(2, n))
+    gain, offset = draws.uniform(0.8, 1.2, size=(n, 3)), draws.uniform(-0.1, 0.1, size=n)
+    flipped = np.where(flip[:, None, None, None], images[..., ::-1], images)
+    padded = np.pad(flipped, ((0, 0), (0, 0), (shift, shift), (shift, shift)), mode="edge")
+    crops = np.stack([padded[i, :, dy[i]:dy[i] + size, dx[i]:dx[i] + size] for i in range(n)])
+    expected = np.clip(crops * gain[:, :, None, None] + offset[:, None, None, None], 0.0, 1.0)
+    np.testing.assert_array_equal(augment(images, np.random.default_rng(11)),
+                                  expected.astype(np.float32))
+
+
 def test_augment_keeps_shape_dtype_and_range_and_does_not_touch_its_input():
     images = np.random.default_rng(2).random((10, 3, 16, 16)).astype(np.float32)
     images[0] = 1.0                                 # brightened and contrasted: clipped

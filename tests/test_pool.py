@@ -151,6 +151,17 @@ def test_nan_wins_max_and_spreads_through_average():
     assert np.isnan(a[0, 0, 0, 0]) and a[0, 0, 1, 1] == (10 + 11 + 14 + 15) / 4
 
 
+@pytest.mark.parametrize("window, expected_index", [([5.0, 5.0, 1.0, 2.0], 0),
+                                                    ([1.0, 2.0, 3.0, np.nan], 3),
+                                                    ([np.nan, 7.0, 8.0, 9.0], 0),
+                                                    ([-np.inf, -np.inf, -np.inf, -np.inf], 0)])
+def test_max_pool_takes_the_first_of_tied_maxima_and_a_nan_anywhere(window, expected_index):
+    x = np.array(window).reshape(1, 1, 2, 2)
+    y, indices = kernels.max_pool_forward(x, 2)
+    np.testing.assert_array_equal(y.ravel(), [x.ravel()[expected_index]])
+    assert indices.ravel().tolist() == [expected_index]
+
+
 def test_non_contiguous_input():
     x = np.random.default_rng(0).standard_normal((2, 3, 6, 8)).transpose(0, 1, 3, 2)
     np.testing.assert_array_equal(kernels.max_pool_forward(x, 2)[0], naive_pool.max_pool(x, 2))

@@ -46,7 +46,7 @@ def test_input_and_output_transforms_are_the_formula():
     rng = np.random.default_rng(2)
     x_pad = rng.standard_normal((1, 2, 1, 10, 14))       # 2 x 3 tiles of one plane
     v_rows = np.empty((36, 2 * 6))                       # V[a, b] (2 channels, 6 tiles) per row
-    winograd._input_transform(x_pad, 0, 2, 1, 2, 3, 0, v_rows,   # tile rows 0 and 1
+    winograd._input_transform(x_pad, (0, 0, 0), 0, 2, 1, 2, 3, 0, v_rows,   # tile rows 0, 1
                               np.empty((6, 6, 6)))
     v = v_rows.reshape(36, 2, 6)
     m = rng.standard_normal((36, 3, 6))
@@ -102,33 +102,46 @@ def test_applies_to_3x3_stride_1_filters_with_16_rows_or_more():
 
 
 
+@pytest.mark.parametrize("pad_before, sizes", [((0, 1, 1), (1, 7, 9)), ((1, 0, 2), (3, 6, 7)),
+                                               ((0, 2, 0), (1, 3, 2))])
+def test_the_input_transform_reads_x_as_if_it_were_padded(pad_before, sizes):
+    """Zeros before x (pad_before), and after it as far as the tiles reach, read in place:
+    the same V as the transform of a copy of x padded with those zeros."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((2, 3) + sizes)
+    planes, tiles_h, tiles_w = sizes[0] + pad_before[0] + 1, 3, 4     # reaching past x
+    padded_sizes = (planes, 4 * tiles_h + 2, 4 * tiles_w + 2)
+    x_pad = np.zeros((2, 3) + padded_sizes)
+    inside = tuple(slice(lo, lo + n) for lo, n in zip(pad_before, sizes))
+    x_pad[(slice(None), slice(None)) + inside] = x
+    rows = 2 * planes * tiles_h                                     # every tile row of both samples
+    in_place, from_copy = (np.empty((36, 3 * rows * tiles_w)) for _ in range(2))
+    columns = np.empty((6, 6, rows * tiles_w))
+    winograd._input_transform(x, pad_before, 0, rows, planes, tiles_h, tiles_w, 0, in_place,
+                              columns)
+    winograd._input_transform(x_pad, (0, 0, 0), 0, rows, planes, tiles_h, tiles_w, 0,
+                              from_copy, columns)
+    np.testing.assert_array_equal(in_place, from_copy)
+
+
 @pytest.mark.parametrize("sizes, padding", [((7, 9), 1), ((5, 6, 7), (1, 0, 2)), ((8, 8), 1)])
-def test_the_convolution_pads_once_as_far_as_the_tiles_read(sizes, padding, monkeypatch):
+def test_the_winograd_convolution_makes_no_padded_copy(sizes, padding, monkeypatch):
     n_spatial = len(sizes)
     x, w = np.ones((1, 16) + sizes), np.ones((4, 16) + (3,) * n_spatial)
-    geo = conv._geometry(x.shape, w.shape, 1, padding, 1, 1)
-    reach = winograd.input_sizes(geo.out_sizes, geo.kernel[0])
-    x_pad = conv._pad(x, geo, reach=reach)
-    assert all(have >= need for have, need in zip(x_pad.shape[2:], reach))
-    inside = conv._crop(x_pad, geo)
-    assert inside.shape[2:] == geo.in_sizes and np.all(inside == 1)
-    assert x_pad.sum() == x.sum()                                 # the rest is zeros
-    pads, copies = [], []
-    real_pad, real_padded_to = conv._pad, winograd._padded_to
+    y = kernels.conv_forward(x, w, padding=padding)
+    dy = np.ones_like(y)
+    pads = []
+    real_pad = conv._pad
 
     def counted_pad(*args, **kwargs):
         pads.append(args[0].shape)
         return real_pad(*args, **kwargs)
 
-    def counted_padded_to(array, sizes):
-        out = real_padded_to(array, sizes)
-        copies.append(out is not array)
-        return out
-
     monkeypatch.setattr(conv, "_pad", counted_pad)
-    monkeypatch.setattr(winograd, "_padded_to", counted_padded_to)
-    kernels.conv_forward(x, w, padding=padding)
-    assert len(pads) == 1 and copies and not any(copies)         # x is copied once, not twice
+    np.testing.assert_array_equal(kernels.conv_forward(x, w, padding=padding), y)
+    kernels.conv_backward_input(dy, w, x.shape, padding=padding)
+    kernels.conv_backward_weight(dy, x, w.shape, padding=padding)
+    assert pads == []
 
 
 @st.composite

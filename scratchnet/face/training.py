@@ -49,6 +49,7 @@ import os
 import time
 
 import numpy as np
+from numba import njit, prange
 
 from .. import functional as F
 from ..device import check_device, to_device
@@ -350,18 +351,41 @@ def augment(images, rng):
     """Random horizontal flips, shifts of up to 1/16 of the side and colour changes, per picture.
 
     A flipped face is the same person; so is one seen a little off-centre or
-    under other light. (N, 3, S, S) -> (N, 3, S, S), a new array.
+    under other light. Picture i becomes
+
+        out[i, c, r, k] = clip(gain[i, c] x[i, c, r', k'] + offset[i], 0, 1)
+
+    where (r', k') is (r, k) moved by the picture's shift, mirrored (k' -> S - 1 - k')
+    when it is flipped, and held inside the picture (the edge pixels repeat, as
+    np.pad's "edge" mode would). (N, 3, S, S) -> (N, 3, S, S) float32, a new array.
     """
     n, _, size, _ = images.shape
     flip = rng.random(n) < 0.5
-    out = np.where(flip[:, None, None, None], images[..., ::-1], images)
     shift = size // 16
-    padded = np.pad(out, ((0, 0), (0, 0), (shift, shift), (shift, shift)), mode="edge")
     dy, dx = rng.integers(0, 2 * shift + 1, size=(2, n))  # each picture's top-left corner
-    out = np.stack([padded[i, :, dy[i]:dy[i] + size, dx[i]:dx[i] + size] for i in range(n)])
-    gain = rng.uniform(0.8, 1.2, size=(n, 3, 1, 1))      # per-channel contrast and tint
-    offset = rng.uniform(-0.1, 0.1, size=(n, 1, 1, 1))   # brightness
-    return np.clip(out * gain + offset, 0.0, 1.0).astype(np.float32)
+    gain = rng.uniform(0.8, 1.2, size=(n, 3))            # per-channel contrast and tint
+    offset = rng.uniform(-0.1, 0.1, size=n)              # brightness
+    out = np.empty(images.shape, np.float32)
+    _augment_pictures(np.asarray(images, np.float32), flip, dy - shift, dx - shift, gain, offset,
+                      out)
+    return out
+
+
+@njit(cache=True, parallel=True)
+def _augment_pictures(images, flip, row_shift, col_shift, gain, offset, out):
+    """out[i] = images[i] flipped, shifted and recoloured (see augment); a picture per
+    parallel iteration, the colour computed in float64 as NumPy computes it."""
+    n, channels, size, _ = images.shape
+    for i in prange(n):
+        for r in range(size):
+            source_row = min(max(r + row_shift[i], 0), size - 1)
+            for k in range(size):
+                source_col = min(max(k + col_shift[i], 0), size - 1)
+                if flip[i]:
+                    source_col = size - 1 - source_col
+                for c in range(channels):
+                    value = np.float64(images[i, c, source_row, source_col]) * gain[i, c]
+                    out[i, c, r, k] = min(max(value + offset[i], 0.0), 1.0)
 
 
 def _check_data(images, labels, images_name, labels_name):
