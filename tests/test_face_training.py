@@ -18,6 +18,7 @@ import pytest
 from scratchnet import Tensor
 from scratchnet import functional as F
 from scratchnet.face import load_encoder, sample_pairs, synthetic_faces
+from scratchnet.face.encoder import Encoder
 from scratchnet.face.evaluation import fit_identification_tau
 from scratchnet.face.metrics import fit_tau
 from scratchnet.serialize import load_npz, save_npz
@@ -423,6 +424,18 @@ def test_validation_encodes_only_the_pictures_of_its_pairs(training_set, validat
     np.testing.assert_allclose(distances, np.sum((everyone[first] - everyone[second]) ** 2, axis=1),
                                rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(same, expected_same)
+
+
+def test_the_last_validation_encodes_every_picture_once_for_the_thresholds_too(
+        training_set, validation_set, monkeypatch):
+    encoded = []
+    encode = Encoder.__call__
+    monkeypatch.setattr(Encoder, "__call__",
+                        lambda self, images: encoded.append(len(images)) or encode(self, images))
+    encoder, history = train(*training_set, validation_set, settings(steps=2, validate_every=5),
+                             note=None)
+    assert encoded == [len(validation_set[0])]
+    assert encoder.info["validation_accuracy"] == history[-1].validation_accuracy
 
 
 def mean_triplet_loss(encoder, images, labels):

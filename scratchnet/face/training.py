@@ -234,18 +234,21 @@ class Trainer:
         first, second, same = pairs
         return squared_distances(embeddings, first, second), same
 
-    def validation_accuracy(self):
-        distances, same = self.validation_distances()
+    def validation_accuracy(self, embeddings=None):
+        distances, same = self.validation_distances(embeddings)
         return ten_fold_accuracy(distances, same)[0]
 
     def encoder(self):
         """The current network as an Encoder (in evaluation mode until the next train_step)."""
         return Encoder(self.network, info=self.info(), flip_average=self.settings.flip_average)
 
-    def finished_encoder(self):
+    def finished_encoder(self, embeddings=None):
         """The Encoder to save: tau (best accuracy) and tau_eer fitted on the validation pairs,
-        and tau_identify, the threshold for recognition 1:K, on the validation persons."""
-        embeddings = self.encoder()(self.validation_images)
+        and tau_identify, the threshold for recognition 1:K, on the validation persons
+        (`embeddings`: of every validation picture under the present weights, when computed
+        already)."""
+        if embeddings is None:
+            embeddings = self.encoder()(self.validation_images)
         distances, same = self.validation_distances(embeddings)
         info = {**self.info(), "tau_eer": fit_tau(distances, same, criterion="eer"),
                 "tau_identify": fit_identification_tau(embeddings, self.validation_labels,
@@ -317,24 +320,31 @@ def train(images, labels, validation, settings=None, checkpoint=None, resume=Fal
             note(f"resumed from {checkpoint} at step {trainer.step}")
     started = time.perf_counter()
     with one_blas_thread():
-        _run(trainer, started, checkpoint, report)
-    return trainer.finished_encoder(), trainer.history
+        last_embeddings = _run(trainer, started, checkpoint, report)
+    return trainer.finished_encoder(last_embeddings), trainer.history
 
 
 def _run(trainer, started, checkpoint, report):
+    """Train to the last step; returns the encodings of every validation picture after it
+    (the last validation measures them all, and the thresholds are fitted on them), or None
+    when no step was left to run."""
+    last_embeddings = None
     while trainer.step < trainer.settings.steps:
         loss, active = trainer.train_step()
         step_report = StepReport(trainer.step, trainer.settings.steps, loss, active,
                                  time.perf_counter() - started)
         at_end = trainer.step == trainer.settings.steps
+        if at_end:
+            last_embeddings = trainer.encoder()(trainer.validation_images)
         if trainer.step % trainer.settings.validate_every == 0 or at_end:
-            step_report.validation_accuracy = trainer.validation_accuracy()
+            step_report.validation_accuracy = trainer.validation_accuracy(last_embeddings)
             trainer.history.append(step_report)
         if checkpoint is not None and (trainer.step % trainer.settings.checkpoint_every == 0
                                        or at_end):
             trainer.save_checkpoint(checkpoint)
         if report is not None:
             report(step_report)
+    return last_embeddings
 
 
 def _move_moments_to_parameters(optimizer):
