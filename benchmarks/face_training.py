@@ -59,7 +59,8 @@ RUNS = {"default": [],
 def train_and_evaluate(run, steps, folder):
     model = os.path.join(folder, f"face-{run}.npz")
     started = time.perf_counter()
-    # a process of its own: the trainings before it in this one slowed its steps by up to 7%
+    # a process of its own, as a person runs it (in one process, later trainings ran up to 7%
+    # slower than the first; the machine drifts too, so the cause is not certain)
     status = subprocess.run([sys.executable, "-m", "scratchnet", "face", "train", "--out", model,
                              "--steps", str(steps), *RUNS[run], "--print-every", "100"]
                             ).returncode      # a run's own --steps comes last and wins
