@@ -94,7 +94,7 @@ PAIR_VECTORS = 9
 EXAMPLES = """examples:
   scratchnet face train --out face-model.npz             (synthetic faces, 7-13 min)
   scratchnet face train --out face-60.npz --per-identity 60 --steps 3300 --validate-every 1000
-                                          (the one-shot recognition targets, 14-15 min)
+                                          (the one-shot recognition targets, 13.7-15.6 min)
   scratchnet face train --out mine.npz --data photos/     (photos/<name>/*.jpg)
   scratchnet face evaluate face-model.npz --json
   scratchnet face verify a.jpg b.jpg
