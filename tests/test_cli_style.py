@@ -1,7 +1,10 @@
 """`scratchnet style` and `scratchnet weights`: help, tiny end-to-end runs, bad input."""
 
+import sys
+
 import numpy as np
 import pytest
+import weight_fixtures as fx
 from PIL import Image
 
 from scratchnet import cli, commands
@@ -261,6 +264,29 @@ def test_weights_info_refuses_the_file_it_would_use_when_style_transfer_would(
         captured = capsys.readouterr()
         assert message in captured.err
     assert f"folder   {tmp_path / 'folder.mat'}" in captured.out
+
+
+def keras_file_in_the_keras_cache(home):
+    """Keras's VGG19 file (tiny widths) where Keras keeps it under `home`."""
+    pytest.importorskip("h5py")
+    path = home / ".keras" / "models" / "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    path.parent.mkdir(parents=True)
+    fx.write_keras_h5(path)
+    return str(path)
+
+
+def test_keras_weights_without_h5py_exit_2_saying_what_to_install(
+        no_weights_around, pictures, tmp_path, monkeypatch, capsys):
+    """Found in Keras's cache or given: one line naming the file and the extra, no traceback."""
+    keras_file = keras_file_in_the_keras_cache(tmp_path)
+    monkeypatch.setitem(sys.modules, "h5py", None)     # `import h5py` now fails
+    style = ["style", *pictures, "-o", str(tmp_path / "o.png"), "--size", "32"]
+    for argv in (style, [*style, "--weights", keras_file], ["weights", "info", keras_file],
+                 ["weights", "convert", keras_file, str(tmp_path / "out.npz")]):
+        assert cli.main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and keras_file in err, argv
+        assert "pip install 'scratchnet[keras]'" in err, argv
 
 
 def test_weights_info_describes_a_file(tmp_path, capsys):

@@ -1,7 +1,10 @@
 """`scratchnet visualize`: help, small runs on each kind of model, and bad input."""
 
+import sys
+
 import numpy as np
 import pytest
+import weight_fixtures as fx
 from PIL import Image
 
 from scratchnet import cli
@@ -141,6 +144,23 @@ def test_bad_input_exits_2_and_says_why(argv, message, tmp_path, capsys, monkeyp
     assert status == 2
     assert message in stderr and "maximising" not in stderr and "scanning" not in stderr
     assert not (tmp_path / "out.png").exists()
+
+
+def test_keras_weights_without_h5py_exit_2_saying_what_to_install(tmp_path, monkeypatch,
+                                                                   capsys):
+    """Found in Keras's cache or given: one line naming the file and the extra, no traceback."""
+    pytest.importorskip("h5py")
+    keras_file = tmp_path / ".keras" / "models" / "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    keras_file.parent.mkdir(parents=True)
+    fx.write_keras_h5(keras_file)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for name in ("SCRATCHNET_WEIGHTS", "TORCH_HOME", "KERAS_HOME", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setitem(sys.modules, "h5py", None)     # `import h5py` now fails
+    for argv in (["--summary"], ["--weights", str(keras_file), "--summary"]):
+        status, _, stderr = run(argv, capsys)
+        assert status == 2 and stderr.count("\n") == 1 and str(keras_file) in stderr
+        assert "pip install 'scratchnet[keras]'" in stderr
 
 
 def test_more_units_than_a_layer_has_shows_them_all_with_a_note(tmp_path, capsys):

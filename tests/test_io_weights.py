@@ -30,6 +30,7 @@ import scratchnet.io
 from scratchnet.io import (
     VGG19_CONV_LAYERS,
     Preprocess,
+    ReaderNotInstalled,
     UnsafePickleError,
     WeightsFormatError,
     WeightsNotFound,
@@ -397,8 +398,9 @@ def test_keras_without_h5py_says_what_to_install(tmp_path, monkeypatch):
     path = tmp_path / "k.h5"
     fx.write_keras_h5(path)
     monkeypatch.setitem(sys.modules, "h5py", None)     # `import h5py` now fails
-    with pytest.raises(ImportError, match=r"pip install 'scratchnet\[keras\]'"):
+    with pytest.raises(ReaderNotInstalled, match=r"k.h5: .*pip install 'scratchnet\[keras\]'"):
         load_vgg19_weights(path, widths=TINY)
+    assert issubclass(ReaderNotInstalled, ImportError)
 
 
 # ------------------------------------------------------- detection by content

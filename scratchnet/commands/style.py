@@ -26,7 +26,7 @@ import numpy as np
 
 from ..data import sample_path
 from ..device import DEVICES, to_device
-from ..io import VGG19_CONV_LAYERS, WeightsFormatError
+from ..io import VGG19_CONV_LAYERS, ReaderNotInstalled
 from ..io.images import image_shape, load_image, save_image
 from ..models import vgg19
 from ..models.vgg import activation_count, smallest_input
@@ -407,7 +407,7 @@ def _reading(path, read):
 def _model(weights, pooling):
     try:
         return vgg19(weights=weights, pooling=pooling, note=_note)
-    except (OSError, WeightsFormatError, ValueError) as error:
+    except (OSError, ValueError, ReaderNotInstalled) as error:
         raise InputError(f"weights: {error}") from error
 
 

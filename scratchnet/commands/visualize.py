@@ -29,6 +29,7 @@ from ..face.dlib.resnet import CHIP_SIZE, load_face_resnet
 from ..face.encoder import load_encoder
 from ..face.synthetic import MIN_SIZE as MIN_FACE_SIZE
 from ..face.synthetic import synthetic_faces
+from ..io import ReaderNotInstalled
 from ..io.images import load_image, resize_image, save_image
 from ..models import FaceEncoder, vgg19
 from . import (
@@ -241,7 +242,7 @@ def _load_model(model, weights):
             return "face", load_encoder(weights).network
         if os.path.exists(model):
             return "face", load_encoder(model).network
-    except (ModelFileNotFound, OSError, ValueError) as error:
+    except (ModelFileNotFound, OSError, ValueError, ReaderNotInstalled) as error:
         raise InputError(str(error)) from None
     raise InputError(f"--model: expected vgg19, face, dlib or the path of a face encoder file, "
                      f"got {model!r} (no file there)")

@@ -95,7 +95,7 @@ def _convert(args):
     check_file_output(args.output, "OUT")
     try:
         weights = io.convert_weights(args.input, args.output)
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, io.ReaderNotInstalled) as error:
         raise InputError(str(error)) from error
     print(f"{args.input} ({io.detect_format(args.input)}) -> {args.output}: "
           f"{len(io.VGG19_CONV_LAYERS)} conv layers; preprocessing {_describe(weights.preprocess)}")
@@ -105,7 +105,7 @@ def _convert(args):
 def _read(path, widths):
     try:
         return io.load_vgg19_weights(path, widths)
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, io.ReaderNotInstalled) as error:
         raise InputError(str(error)) from error
 
 

@@ -12,6 +12,7 @@ from .layout import (
     VGG19_PARAM_NAMES,
     VGG19_WIDTHS,
     Preprocess,
+    ReaderNotInstalled,
     VGGWeights,
     WeightsFormatError,
     WeightsNotFound,
@@ -31,6 +32,7 @@ from .weights import (
 __all__ = [
     "load_vgg19_weights", "save_vgg19_weights", "convert_weights", "find_vgg19_weights",
     "weights_search_paths", "scratchnet_cache_dir", "detect_format", "read_state_dict",
-    "VGGWeights", "Preprocess", "WeightsFormatError", "WeightsNotFound", "UnsafePickleError",
+    "VGGWeights", "Preprocess", "WeightsFormatError", "WeightsNotFound", "ReaderNotInstalled",
+    "UnsafePickleError",
     "VGG19_CONV_LAYERS", "VGG19_PARAM_NAMES", "VGG19_WIDTHS", "expected_shapes",
 ]

@@ -16,6 +16,7 @@ Layer block{b}_conv{i} is VGG19's conv{b}_{i}. Input: Keras's "caffe" mode:
 BGR, scale 255, mean (103.939, 116.779, 123.68) in B, G, R order, std 1.
 
 h5py is optional: `pip install 'scratchnet[keras]'` (or `pip install h5py`).
+Without it, reading raises ReaderNotInstalled (an ImportError) saying so.
 """
 
 import os
@@ -23,7 +24,7 @@ import re
 
 import numpy as np
 
-from .layout import Preprocess, WeightsFormatError, hwio_to_oihw
+from .layout import Preprocess, ReaderNotInstalled, WeightsFormatError, hwio_to_oihw
 
 CAFFE_BGR_MEAN_255 = (103.939, 116.779, 123.68)
 _KERAS_CONV = re.compile(r"block(\d)_conv(\d)")
@@ -31,7 +32,7 @@ _KERAS_CONV = re.compile(r"block(\d)_conv(\d)")
 
 def read(path):
     """(params as OIHW float32 arrays, Preprocess) from a Keras VGG19 weights file."""
-    h5py = _import_h5py()
+    h5py = _import_h5py(path)
     try:
         with h5py.File(path, "r") as file:
             params = _read_conv_layers(file, path)
@@ -42,13 +43,13 @@ def read(path):
     return params, Preprocess("BGR", 255.0, CAFFE_BGR_MEAN_255, source=source)
 
 
-def _import_h5py():
+def _import_h5py(path):
     try:
         import h5py
     except ImportError:
-        raise ImportError(
-            "reading Keras .h5 weights needs h5py: pip install 'scratchnet[keras]' "
-            "(or pip install h5py)") from None
+        raise ReaderNotInstalled(
+            f"{path}: reading Keras .h5 weights needs h5py, which is not installed: "
+            "pip install 'scratchnet[keras]' (or pip install h5py)") from None
     return h5py
 
 

@@ -62,6 +62,10 @@ class WeightsNotFound(FileNotFoundError):
     """No weights file was given and none was found where they are usually kept."""
 
 
+class ReaderNotInstalled(ImportError):
+    """A weights file whose reader needs an optional package that is not installed."""
+
+
 def expected_shapes(widths=VGG19_WIDTHS):
     """Dict from parameter name to its OIHW shape for a VGG19 whose blocks have `widths` filters."""
     if len(widths) != len(VGG19_BLOCK_DEPTHS) or not all(
