@@ -245,10 +245,28 @@ def test_weights_info_agrees_with_style_on_a_missing_environment_file(
 
 def test_weights_info_names_the_file_style_transfer_would_use(no_weights_around, tmp_path,
                                                               monkeypatch, capsys):
-    weights = _tiny_weights_file(tmp_path / "tiny.npz")
+    model = vgg19(weights="random")
+    weights = str(tmp_path / "vgg19.npz")
+    save_vgg19_weights(VGGWeights(model.state_dict(), model.preprocessing, "memory"), weights)
     monkeypatch.setenv("SCRATCHNET_WEIGHTS", weights)
     assert cli.main(["weights", "info"]) == 0
     assert f"would use: {weights} (scratchnet-npz)" in capsys.readouterr().out
+
+
+def test_weights_info_refuses_a_file_style_transfer_would_read_and_refuse(
+        no_weights_around, tmp_path, monkeypatch, capsys):
+    """Weights of other shapes, a file of another kind: found, read, and refused, as
+    style transfer refuses them (info used to look only at the format and say "would use")."""
+    tiny = _tiny_weights_file(tmp_path / "tiny.npz")
+    other = tmp_path / "other.pth"
+    fx.write_torch_zip(other, {"conv1.weight": np.ones((2, 3, 3, 3), np.float32)})
+    for path, message in ((tiny, "conv1_1.weight has shape (2, 3, 3, 3), expected (64, 3, 3, 3)"),
+                          (other, "no torchvision VGG keys")):
+        monkeypatch.setenv("SCRATCHNET_WEIGHTS", str(path))
+        assert cli.main(["weights", "info"]) == 2
+        captured = capsys.readouterr()
+        assert message in captured.err and "style transfer would use this file" in captured.err
+        assert "would use:" not in captured.out
 
 
 def test_weights_info_refuses_the_file_it_would_use_when_style_transfer_would(
@@ -281,7 +299,8 @@ def test_keras_weights_without_h5py_exit_2_saying_what_to_install(
     keras_file = keras_file_in_the_keras_cache(tmp_path)
     monkeypatch.setitem(sys.modules, "h5py", None)     # `import h5py` now fails
     style = ["style", *pictures, "-o", str(tmp_path / "o.png"), "--size", "32"]
-    for argv in (style, [*style, "--weights", keras_file], ["weights", "info", keras_file],
+    for argv in (style, [*style, "--weights", keras_file], ["weights", "info"],
+                 ["weights", "info", keras_file],
                  ["weights", "convert", keras_file, str(tmp_path / "out.npz")]):
         assert cli.main(argv) == 2, argv
         err = capsys.readouterr().err

@@ -26,8 +26,9 @@ def add_parser(commands):
     info = actions.add_parser(
         "info", help="list the places searched, or describe one weights file",
         description="Without PATH: every place searched for weights when none is given, "
-        "in order, and which file would be used. With PATH: its format, the input "
-        "preprocessing it carries and the shape of each layer.")
+        "in order, and which file would be used, read and checked as style transfer reads "
+        "it (exit status 2, saying why, when style transfer would stop on it). With PATH: "
+        "its format, the input preprocessing it carries and the shape of each layer.")
     info.add_argument("path", nargs="?", metavar="PATH", help="a weights file")
     info.set_defaults(run=guarded(_info))
     convert = actions.add_parser(
@@ -61,8 +62,8 @@ def _info(args):
 
 
 def _list_places():
-    """Print the places searched and the one style transfer would use; the same search as
-    style transfer's (io.find_vgg19_weights), so the two always agree."""
+    """Print the places searched and the one style transfer would use; the same search and
+    the same reading as style transfer's (io.load_vgg19_weights), so the two always agree."""
     print("VGG19 weights are looked for in these places, in order:")
     for path, where in io.weights_search_paths():
         print(f"  {_state(path)}  {path}  ({where})")
@@ -75,11 +76,12 @@ def _list_places():
         print("none found: style transfer falls back to random weights (a weaker result); "
               "put a file in one of these places, set $SCRATCHNET_WEIGHTS, or pass --weights PATH")
         return 0
-    try:
-        print(f"would use: {chosen} ({io.detect_format(chosen)})")
-    except (OSError, io.WeightsFormatError) as error:   # unreadable, or not weights at all
+    try:   # read and checked against VGG19's shapes, as style transfer reads it
+        io.load_vgg19_weights(chosen)
+    except (OSError, ValueError, io.ReaderNotInstalled) as error:
         raise InputError(f"{error}: style transfer would use this file, and stops with "
                          "this error") from None
+    print(f"would use: {chosen} ({io.detect_format(chosen)})")
     return 0
 
 
