@@ -308,6 +308,22 @@ def test_keras_weights_without_h5py_exit_2_saying_what_to_install(
         assert "pip install 'scratchnet[keras]'" in err, argv
 
 
+def test_a_damaged_keras_file_exits_2_naming_the_file_and_what_it_lacks(pictures, tmp_path,
+                                                                        capsys):
+    pytest.importorskip("h5py")
+    damaged = str(tmp_path / "damaged.h5")
+    fx.write_keras_h5(damaged)
+    fx.delete_from_h5(damaged, "block2_conv1/block2_conv1/kernel:0")
+    for argv in (["weights", "info", damaged],
+                 ["weights", "convert", damaged, str(tmp_path / "out.npz")],
+                 ["style", *pictures, "-o", str(tmp_path / "o.png"), "--size", "32",
+                  "--weights", damaged]):
+        assert cli.main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"{damaged}: the weight_names of block2_conv1 " \
+            "lists 'block2_conv1/kernel:0', which is not in the file" in err, argv
+
+
 def test_weights_info_describes_a_file(tmp_path, capsys):
     weights = _tiny_weights_file(tmp_path / "tiny.npz")
     assert cli.main(["weights", "info", weights]) == 0

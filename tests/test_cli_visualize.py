@@ -163,6 +163,16 @@ def test_keras_weights_without_h5py_exit_2_saying_what_to_install(tmp_path, monk
         assert "pip install 'scratchnet[keras]'" in stderr
 
 
+def test_a_damaged_keras_file_exits_2_naming_the_file_and_what_it_lacks(tmp_path, capsys):
+    pytest.importorskip("h5py")
+    damaged = tmp_path / "damaged.h5"
+    fx.write_keras_h5(damaged)
+    fx.delete_from_h5(damaged, "block4_conv3")
+    status, _, stderr = run(["--weights", str(damaged), "--summary"], capsys)
+    assert status == 2 and stderr.count("\n") == 1
+    assert f"{damaged}: layer_names lists 'block4_conv3', which is not in the file" in stderr
+
+
 def test_more_units_than_a_layer_has_shows_them_all_with_a_note(tmp_path, capsys):
     """--units 3 on a face encoder of width 2 (block1: 2 units, block2: 4): block1 shows its
     two, block2 three, and a note says so; --maximize draws as many."""

@@ -393,6 +393,21 @@ def test_keras_missing_layer_is_named(tmp_path):
         load_vgg19_weights(path, widths=TINY)
 
 
+@pytest.mark.parametrize("member, message", [
+    ("block3_conv2", "layer_names lists 'block3_conv2', which is not in the file"),
+    ("block3_conv2/block3_conv2/bias:0",
+     "the weight_names of block3_conv2 lists 'block3_conv2/bias:0', which is not in the file"),
+])
+def test_keras_file_lacking_what_it_lists_names_the_file_and_the_member(tmp_path, member,
+                                                                        message):
+    pytest.importorskip("h5py")
+    path = tmp_path / "k.h5"
+    fx.write_keras_h5(path)
+    fx.delete_from_h5(path, member)
+    with pytest.raises(WeightsFormatError, match=f"k.h5: {message}"):
+        load_vgg19_weights(path, widths=TINY)
+
+
 def test_keras_without_h5py_says_what_to_install(tmp_path, monkeypatch):
     pytest.importorskip("h5py")
     path = tmp_path / "k.h5"

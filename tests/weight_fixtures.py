@@ -336,3 +336,11 @@ def write_keras_h5(path, widths=TINY_WIDTHS, keras_version=2, skip=(), whole_mod
                 layer_names.append(pool)
                 file.create_group(pool).attrs["weight_names"] = np.array([], dtype="S1")
         file.attrs["layer_names"] = np.array([n.encode() for n in layer_names])
+
+
+def delete_from_h5(path, member):
+    """Delete `member` (a group or dataset) from the HDF5 file at `path`; the layer_names
+    or weight_names that list it stay, as in a damaged file."""
+    import h5py
+    with h5py.File(path, "a") as file:
+        del file[member]

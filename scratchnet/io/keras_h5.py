@@ -63,7 +63,8 @@ def _read_conv_layers(file, path):
     for layer in map(_text, root.attrs["layer_names"]):
         match = _KERAS_CONV.fullmatch(layer)
         if match:
-            params.update(_conv_params(root[layer], f"conv{match[1]}_{match[2]}", layer, path))
+            group = _member(root, layer, path, "layer_names lists")
+            params.update(_conv_params(group, f"conv{match[1]}_{match[2]}", layer, path))
     return params
 
 
@@ -71,13 +72,23 @@ def _conv_params(group, name, layer, path):
     weight_names = [_text(n) for n in group.attrs.get("weight_names", [])]
     if len(weight_names) != 2:
         raise WeightsFormatError(f"{path}: layer {layer} should list [kernel, bias], lists {weight_names}")
-    kernel, bias = (np.asarray(group[weight_name]) for weight_name in weight_names)
+    listed = f"the weight_names of {layer} lists"
+    kernel, bias = (np.asarray(_member(group, weight_name, path, listed))
+                    for weight_name in weight_names)
     if kernel.ndim != 4 or kernel.shape[:2] != (3, 3):
         raise WeightsFormatError(
             f"{path}: {layer} kernel should be (3, 3, n_C_prev, n_C) (TensorFlow layout), "
             f"found {kernel.shape}")
     return {f"{name}.weight": hwio_to_oihw(kernel),
             f"{name}.bias": np.ascontiguousarray(bias.reshape(-1), dtype=np.float32)}
+
+
+def _member(group, name, path, listed):
+    """group[name]; a WeightsFormatError when the file lacks it, though `listed` names it."""
+    if name not in group:
+        raise WeightsFormatError(f"{path}: {listed} {name!r}, which is not in the file "
+                                 "(damaged or incomplete?)")
+    return group[name]
 
 
 def _text(value):
