@@ -54,17 +54,28 @@ def check_same_shape(**arrays):
         raise ValueError(f"arrays must share one shape: {listed}")
 
 
-def check_shape(name, shape, ndim=None):
-    """Return `shape` as a tuple of positive ints, or raise."""
+def check_shape(name, shape, ndim=None, empty_batch=False):
+    """Return `shape` as a tuple of positive ints, or raise.
+
+    empty_batch=True lets the first entry, the batch size N, be 0.
+    """
     try:
         shape = tuple(int(s) for s in shape)
     except TypeError:
         raise TypeError(f"{name} must be a tuple of ints, got {shape!r}") from None
     if ndim is not None and len(shape) != ndim:
         raise ValueError(f"{name} must have {ndim} entries, got {shape}")
-    if any(s <= 0 for s in shape):
-        raise ValueError(f"{name} must hold positive sizes, got {shape}")
+    batch_minimum = 0 if empty_batch else 1
+    if shape and shape[0] < batch_minimum or any(s < 1 for s in shape[1:]):
+        expected = "positive sizes (the batch size may be 0)" if empty_batch else "positive sizes"
+        raise ValueError(f"{name} must hold {expected}, got {shape}")
     return shape
+
+
+def check_bool(name, value):
+    """Raise TypeError unless `value` is True or False (a NumPy bool too)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
 
 
 def as_tuple(name, value, n, minimum):

@@ -6,19 +6,25 @@ output is (N, n_C, *n_out) with n_out = floor((n_in + 2p - f) / s) + 1, the
 course's formula. A window at output position o covers the input positions
 o * s - p + j for 0 <= j < f.
 
+ceil_mode=True rounds up instead, as in PyTorch: n_out = ceil((n_in + 2p - f) / s) + 1,
+less one if the last window would start in the padding after the input. That
+last window may then reach past the padding; it pools what it covers.
+
     max pooling       y[o] = max over the window of x
                       dx[i] = sum of dy[o] over the windows whose maximum is at i
     average pooling   y[o] = (1 / m_o) sum over the window of x
                       dx[i] = sum of dy[o] / m_o over the windows that cover i
 
 Padding is ignored by max pooling (as if it were -inf), and counts as zeros in
-average pooling; m_o is the full window volume with count_include_pad=True,
-else the number of real input positions in the window. As in PyTorch, padding
-may be at most half the window, so that every window holds real input.
+average pooling; m_o is the number of the window's positions inside the
+padded input with count_include_pad=True (the window volume, except for
+ceil_mode's last windows), else the number of real input positions in the
+window. As in PyTorch, padding may be at most half the window, so that every
+window holds real input.
 
 One formulation for all dimensionalities: a table `window[o, j]` lists, for
 every output position o (flattened) and window offset j (flattened), the
-flat input position it reads, or -1 for padding. The table is built once per
+flat input position it reads, -1 for padding, or -2 past the padding. The table is built once per
 call with NumPy, and each of the four loops below walks it for every
 (n, c) plane in parallel.
 """
@@ -26,16 +32,16 @@ call with NumPy, and each of the four loops below walks it for every
 import numpy as np
 from numba import njit, prange
 
-from ._checks import as_tuple, check_float_array, check_shape, output_sizes
+from ._checks import as_tuple, check_bool, check_float_array, check_shape, output_sizes
 
 
 # ---------------------------------------------------------------- public tier
 
-def max_pool_forward(x, kernel_size, stride=None, padding=0):
+def max_pool_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False):
     """Return (y, indices); indices[n, c, o] is the flat position in x[n, c] of y[n, c, o]."""
     x = check_float_array("x", x, ndim=(3, 4, 5))
-    window, out_sizes = _window_table(x.shape, kernel_size, stride, padding)
-    planes = x.reshape(x.shape[0] * x.shape[1], -1)         # (N C, positions)
+    window, out_sizes = _window_table(x.shape, kernel_size, stride, padding, ceil_mode)
+    planes = _planes(x)                                     # (N C, positions)
     y = np.empty((planes.shape[0], window.shape[0]), dtype=x.dtype)
     indices = np.empty(y.shape, dtype=np.int64)
     _max_pool_planes(planes, window, y, indices)
@@ -46,38 +52,45 @@ def max_pool_forward(x, kernel_size, stride=None, padding=0):
 def max_pool_backward(dy, indices, x_shape):
     """dL/dx: each dy[n, c, o] goes to the position indices[n, c, o] of x[n, c]."""
     dy = check_float_array("dy", dy, ndim=(3, 4, 5))
-    x_shape = check_shape("x_shape", x_shape, ndim=dy.ndim)
+    x_shape = check_shape("x_shape", x_shape, ndim=dy.ndim, empty_batch=True)
     if not isinstance(indices, np.ndarray) or indices.dtype != np.int64:
         raise TypeError(f"indices must be an int64 numpy.ndarray, got {_describe(indices)}")
     plane_size = _check_argmax(indices, dy.shape, x_shape, _extreme)
     n_planes = x_shape[0] * x_shape[1]
     dx = np.zeros((n_planes, plane_size), dtype=dy.dtype)
-    _scatter_planes(dy.reshape(n_planes, -1), np.ascontiguousarray(indices).reshape(n_planes, -1), dx)
+    _scatter_planes(_planes(dy), _planes(np.ascontiguousarray(indices)), dx)
     return dx.reshape(x_shape)
 
 
-def avg_pool_forward(x, kernel_size, stride=None, padding=0, count_include_pad=True):
+def avg_pool_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False,
+                     count_include_pad=True):
     """y[n, c, o] = mean of x[n, c] over the window at o."""
     x = check_float_array("x", x, ndim=(3, 4, 5))
-    window, out_sizes = _window_table(x.shape, kernel_size, stride, padding)
+    window, out_sizes = _window_table(x.shape, kernel_size, stride, padding, ceil_mode)
     divisor = _divisors(window, count_include_pad, x.dtype)
-    planes = x.reshape(x.shape[0] * x.shape[1], -1)         # (N C, positions)
+    planes = _planes(x)                                     # (N C, positions)
     y = np.empty((planes.shape[0], window.shape[0]), dtype=x.dtype)
     _avg_pool_planes(planes, window, divisor, y)
     return y.reshape(x.shape[:2] + out_sizes)
 
 
-def avg_pool_backward(dy, x_shape, kernel_size, stride=None, padding=0, count_include_pad=True):
+def avg_pool_backward(dy, x_shape, kernel_size, stride=None, padding=0, ceil_mode=False,
+                      count_include_pad=True):
     """dL/dx: each dy[n, c, o] / m_o is added to every position of its window."""
     dy = check_float_array("dy", dy, ndim=(3, 4, 5))
-    x_shape = check_shape("x_shape", x_shape, ndim=dy.ndim)
-    window, out_sizes = _window_table(x_shape, kernel_size, stride, padding)
+    x_shape = check_shape("x_shape", x_shape, ndim=dy.ndim, empty_batch=True)
+    window, out_sizes = _window_table(x_shape, kernel_size, stride, padding, ceil_mode)
     _check_dy_shape(dy, x_shape, out_sizes)
     divisor = _divisors(window, count_include_pad, dy.dtype)
     n_planes = x_shape[0] * x_shape[1]
     dx = np.zeros((n_planes, int(np.prod(x_shape[2:]))), dtype=dy.dtype)
-    _avg_pool_backward_planes(dy.reshape(n_planes, -1), window, divisor, dx)
+    _avg_pool_backward_planes(_planes(dy), window, divisor, dx)
     return dx.reshape(x_shape)
+
+
+def _planes(a):
+    """(N, n_C, *spatial) -> (N n_C, positions); explicit sizes, so that N = 0 works too."""
+    return a.reshape(a.shape[0] * a.shape[1], int(np.prod(a.shape[2:])))
 
 
 # ------------------------------------------------------- argument handling
@@ -85,17 +98,29 @@ def avg_pool_backward(dy, x_shape, kernel_size, stride=None, padding=0, count_in
 # Shared with the GPU twin, kernels.cuda.pool, which validates its arguments
 # with the same functions.
 
-def _pool_geometry(x_shape, kernel_size, stride, padding):
+def _pool_geometry(x_shape, kernel_size, stride, padding, ceil_mode):
     """Validate the pooling arguments; return (f, s, p, n_out), a tuple per spatial dimension."""
     n_spatial = len(x_shape) - 2
     kernel = as_tuple("kernel_size", kernel_size, n_spatial, minimum=1)
     stride = kernel if stride is None else as_tuple("stride", stride, n_spatial, minimum=1)
     pad = as_tuple("padding", padding, n_spatial, minimum=0)
+    check_bool("ceil_mode", ceil_mode)
     if any(2 * p > f for p, f in zip(pad, kernel)):
         raise ValueError(f"padding must be at most half of kernel_size {kernel}, got {padding!r}")
-    out_sizes = output_sizes(tuple(x_shape[2:]), kernel, stride, tuple((p, p) for p in pad),
+    in_sizes = tuple(x_shape[2:])
+    out_sizes = output_sizes(in_sizes, kernel, stride, tuple((p, p) for p in pad),
                              (1,) * n_spatial)
+    if ceil_mode:
+        out_sizes = tuple(_ceil_mode_size(n, f, s, p)
+                          for n, f, s, p in zip(in_sizes, kernel, stride, pad))
     return kernel, stride, pad, out_sizes
+
+
+def _ceil_mode_size(n, f, s, p):
+    """ceil((n + 2p - f) / s) + 1, less one if the last window would start in the
+    padding after the input (its start (n_out - 1) s - p >= n), as PyTorch counts."""
+    n_out = -(-(n + 2 * p - f) // s) + 1
+    return n_out - 1 if (n_out - 1) * s - p >= n else n_out
 
 
 def _check_dy_shape(dy, x_shape, out_sizes):
@@ -131,27 +156,33 @@ def _describe(a):
 
 # ------------------------------------------------------------ the window table
 
-def _window_table(x_shape, kernel_size, stride, padding):
-    """Validate the pooling arguments; return (window (P, K) int64, out_sizes)."""
-    kernel, stride, pad, out_sizes = _pool_geometry(x_shape, kernel_size, stride, padding)
+def _window_table(x_shape, kernel_size, stride, padding, ceil_mode):
+    """Validate the pooling arguments; return (window (P, K) int64, out_sizes).
+
+    window[o, j] is the flat input position, -1 in the padding, -2 past it.
+    """
+    kernel, stride, pad, out_sizes = _pool_geometry(x_shape, kernel_size, stride, padding,
+                                                    ceil_mode)
     in_sizes = tuple(x_shape[2:])
     flat_index = np.zeros((1, 1), dtype=np.int64)             # (P so far, K so far)
     inside = np.ones((1, 1), dtype=bool)
+    padded = np.ones((1, 1), dtype=bool)
     for size, f, s, p, n_out in zip(in_sizes, kernel, stride, pad, out_sizes):
         position = np.arange(n_out)[:, None] * s - p + np.arange(f)[None, :]  # (n_out, f)
         # (P, K) x (n_out, f) -> (P n_out, K f): the last dimension varies fastest
         flat_index = (flat_index[:, None, :, None] * size + position[None, :, None, :])
         inside = inside[:, None, :, None] & ((position >= 0) & (position < size))[None, :, None, :]
+        padded = padded[:, None, :, None] & (position < size + p)[None, :, None, :]
         flat_index = flat_index.reshape(flat_index.shape[0] * n_out, -1)
-        inside = inside.reshape(flat_index.shape)
-    return np.where(inside, flat_index, -1), out_sizes
+        inside, padded = inside.reshape(flat_index.shape), padded.reshape(flat_index.shape)
+    return np.where(inside, flat_index, np.where(padded, -1, -2)), out_sizes
 
 
 def _divisors(window, count_include_pad, dtype):
-    """m_o per output position: the window volume, or its count of real positions."""
-    if count_include_pad:
-        return np.full(window.shape[0], window.shape[1], dtype=dtype)
-    return (window >= 0).sum(axis=1).astype(dtype)
+    """m_o per output position: the count of its positions in the padded input, or
+    (count_include_pad=False) in the input."""
+    check_bool("count_include_pad", count_include_pad)
+    return (window >= (-1 if count_include_pad else 0)).sum(axis=1).astype(dtype)
 
 
 # ---------------------------------------------------------- jitted kernels

@@ -200,26 +200,24 @@ def pool_cases(draw):
 
 
 @settings(max_examples=8, deadline=None)
-@given(case=pool_cases(), dtype=st.sampled_from(DTYPES), count_include_pad=st.booleans(),
-       seed=st.integers(0, 2**16))
-def test_pooling_matches_the_cpu_twin(case, dtype, count_include_pad, seed):
+@given(case=pool_cases(), dtype=st.sampled_from(DTYPES), ceil_mode=st.booleans(),
+       count_include_pad=st.booleans(), seed=st.integers(0, 2**16))
+def test_pooling_matches_the_cpu_twin(case, dtype, ceil_mode, count_include_pad, seed):
     x_shape, kernel, stride, padding = case
+    window = dict(kernel_size=kernel, stride=stride, padding=padding, ceil_mode=ceil_mode)
+    average = dict(window, count_include_pad=count_include_pad)
     x = random_array(x_shape, dtype, seed)
-    y, indices = kernels.max_pool_forward(x, kernel, stride, padding)
-    y_gpu, indices_gpu = gpu.max_pool_forward(on_device(x), kernel, stride, padding)
+    y, indices = kernels.max_pool_forward(x, **window)
+    y_gpu, indices_gpu = gpu.max_pool_forward(on_device(x), **window)
     np.testing.assert_array_equal(host(y_gpu), y)
     np.testing.assert_array_equal(host(indices_gpu), indices)
     dy = random_array(y.shape, dtype, seed + 1)
     assert_close(host(gpu.max_pool_backward(on_device(dy), indices_gpu, x_shape)),
                  kernels.max_pool_backward(dy, indices, x_shape))
-    average = kernels.avg_pool_forward(x, kernel, stride, padding, count_include_pad)
-    np.testing.assert_array_equal(
-        host(gpu.avg_pool_forward(on_device(x), kernel, stride, padding, count_include_pad)),
-        average)
-    np.testing.assert_array_equal(
-        host(gpu.avg_pool_backward(on_device(dy), x_shape, kernel, stride, padding,
-                                   count_include_pad)),
-        kernels.avg_pool_backward(dy, x_shape, kernel, stride, padding, count_include_pad))
+    np.testing.assert_array_equal(host(gpu.avg_pool_forward(on_device(x), **average)),
+                                  kernels.avg_pool_forward(x, **average))
+    np.testing.assert_array_equal(host(gpu.avg_pool_backward(on_device(dy), x_shape, **average)),
+                                  kernels.avg_pool_backward(dy, x_shape, **average))
 
 
 def test_max_pool_nan_wins_and_ties_go_first():

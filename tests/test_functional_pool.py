@@ -91,6 +91,52 @@ def test_wrong_dimensionality_is_refused(pool, shape, message):
         pool(Tensor(np.ones(shape)), 2)
 
 
+@pytest.mark.parametrize("n_spatial", [1, 2, 3])
+def test_positional_arguments_mean_what_they_mean_in_torch(n_spatial):
+    torch = pytest.importorskip("torch")
+    tf = torch.nn.functional
+    x = np.random.default_rng(1).standard_normal((2, 3) + (6,) * n_spatial)
+    # (kernel_size, stride, padding, ceil_mode, count_include_pad) for average pooling,
+    # (kernel_size, stride, padding, dilation, ceil_mode) for max pooling
+    for arguments in [(3, 1, 1, False), (3, 2, 1, True), (3, 2, 1, True, False)]:
+        assert_matches_torch(lambda t: AVG_POOL[n_spatial](t, *arguments),
+                             lambda t: getattr(tf, f"avg_pool{n_spatial}d")(t, *arguments), [x])
+    for arguments in [(3, 2, 1, 1, True), (2, 2, 0, 1, True)]:
+        assert_matches_torch(lambda t: MAX_POOL[n_spatial](t, *arguments),
+                             lambda t: getattr(tf, f"max_pool{n_spatial}d")(t, *arguments), [x])
+
+
+@pytest.mark.parametrize("n_spatial", [1, 2])
+@settings(max_examples=8, deadline=None)
+@given(data=st.data(), seed=st.integers(0, 2**32 - 1), count_include_pad=st.booleans())
+def test_ceil_mode_gradients(n_spatial, data, seed, count_include_pad):
+    shape, window = data.draw(pool_cases(n_spatial))
+    (x,) = random_tensors(np.random.default_rng(seed), shape)
+    assert gradcheck(lambda t: MAX_POOL[n_spatial](t, **window, ceil_mode=True), (x,))
+    assert gradcheck(lambda t: AVG_POOL[n_spatial](
+        t, **window, ceil_mode=True, count_include_pad=count_include_pad), (x,))
+
+
+def test_max_pool_refuses_a_dilation():
+    with pytest.raises(ValueError, match=r"max_pool2d: dilation must be 1 .*got 2"):
+        F.max_pool2d(Tensor(np.ones((1, 1, 5, 5))), 2, 1, 0, 2)
+
+
+def test_count_include_pad_must_be_a_bool():
+    with pytest.raises(TypeError, match="count_include_pad must be True or False, got 'no'"):
+        F.avg_pool2d(Tensor(np.ones((1, 1, 5, 5))), 3, 1, 1, False, "no")
+
+
+@pytest.mark.parametrize("n_spatial", [1, 2, 3])
+def test_an_empty_batch_gives_an_empty_output_and_gradient(n_spatial):
+    x = Tensor(np.zeros((0, 3) + (4,) * n_spatial), requires_grad=True)
+    for pool in (MAX_POOL[n_spatial], AVG_POOL[n_spatial]):
+        y = pool(x, 2)
+        assert y.shape == (0, 3) + (2,) * n_spatial
+        y.sum().backward()
+        assert x.grad.shape == x.shape
+
+
 def test_kernel_argument_errors_reach_the_caller():
     with pytest.raises(ValueError, match="padding must be at most half"):
         F.max_pool2d(Tensor(np.ones((1, 1, 5, 5))), 2, padding=2)

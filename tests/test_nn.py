@@ -487,6 +487,8 @@ POOL_CASES = [
     (2, "Avg", 2, {"stride": 1, "padding": 1, "count_include_pad": False}),
     (3, "Max", 2, {"stride": (1, 2, 2)}),
     (3, "Avg", (1, 2, 2), {}),
+    (2, "Max", 2, {"ceil_mode": True}),                              # 7 x 6 -> 4 x 3
+    (1, "Avg", 3, {"stride": 2, "padding": 1, "ceil_mode": True}),  # 9 -> 5
 ]
 
 
@@ -502,13 +504,15 @@ def test_pool_layer_against_the_naive_formula(case):
     _, kind, kernel, options = case
     y, dx, _, u = run_with_gradient(layer, x)
     window = (kernel, options.get("stride"), options.get("padding", 0))
+    ceil_mode = options.get("ceil_mode", False)
     if kind == "Max":
-        expected = naive_pool.max_pool(x, *window)
-        expected_dx = naive_pool.max_pool_grad(u, x, *window)
+        expected = naive_pool.max_pool(x, *window, ceil_mode=ceil_mode)
+        expected_dx = naive_pool.max_pool_grad(u, x, *window, ceil_mode=ceil_mode)
     else:
         include = options.get("count_include_pad", True)
-        expected = naive_pool.avg_pool(x, *window, count_include_pad=include)
-        expected_dx = naive_pool.avg_pool_grad(u, x.shape, *window, count_include_pad=include)
+        expected = naive_pool.avg_pool(x, *window, count_include_pad=include, ceil_mode=ceil_mode)
+        expected_dx = naive_pool.avg_pool_grad(u, x.shape, *window, count_include_pad=include,
+                                               ceil_mode=ceil_mode)
     np.testing.assert_allclose(y, expected, rtol=RTOL, atol=ATOL)
     np.testing.assert_allclose(dx, expected_dx, rtol=RTOL, atol=ATOL)
 
@@ -527,6 +531,24 @@ def test_pool_stride_defaults_to_the_kernel_size():
     assert repr(nn.AvgPool1d(2, count_include_pad=False)) == (
         "AvgPool1d(kernel_size=2, stride=2, padding=0, count_include_pad=False)"
     )
+    assert repr(nn.MaxPool1d(2, ceil_mode=True)) == (
+        "MaxPool1d(kernel_size=2, stride=2, padding=0, ceil_mode=True)"
+    )
+
+
+def test_avg_pool_layer_takes_its_arguments_in_torchs_order():
+    torch = pytest.importorskip("torch")
+    # the fourth argument is ceil_mode, the fifth count_include_pad, as in torch
+    for arguments in [(3, 1, 1, False), (3, 2, 1, True, False)]:
+        assert_matches_torch_module(nn.AvgPool2d(*arguments), torch.nn.AvgPool2d(*arguments),
+                                    random_input((2, 3, 7, 6)))
+
+
+def test_max_pool_layer_refuses_torchs_fifth_argument_rather_than_misread_it():
+    # torch's MaxPool2d(kernel_size, stride, padding, dilation, return_indices, ceil_mode):
+    # scratchnet has no dilation or return_indices, so its ceil_mode is keyword-only
+    with pytest.raises(TypeError):
+        nn.MaxPool2d(3, 2, 1, 1)
 
 
 def sigmoid(z):

@@ -29,6 +29,23 @@ def test_naive_padding_by_hand():
                                   [[[2.0, 5.0]]])
 
 
+def test_naive_ceil_mode_by_hand():
+    x = np.array([[[2.0, 4.0, 6.0, 8.0]]])
+    # windows of 3 with stride 2 and padding 1 start at -1, 1 and, rounding up, 3:
+    # [pad, 2, 4], [4, 6, 8], [8, pad, past the padding]
+    np.testing.assert_array_equal(naive_pool.max_pool(x, 3, 2, 1, ceil_mode=True),
+                                  [[[4.0, 8.0, 8.0]]])
+    # the last window's divisor counts 8 and the padding, not the position past it
+    np.testing.assert_array_equal(naive_pool.avg_pool(x, 3, 2, 1, ceil_mode=True),
+                                  [[[2.0, 6.0, 4.0]]])
+    np.testing.assert_array_equal(
+        naive_pool.avg_pool(x, 3, 2, 1, count_include_pad=False, ceil_mode=True),
+        [[[3.0, 6.0, 8.0]]])
+    # n = 5, f = 3, s = 3, p = 1: ceil(4 / 3) + 1 = 3 windows, but the third would start
+    # at 2 * 3 - 1 = 5, in the padding after the input, so there are 2
+    assert naive_pool.out_shape((1, 1, 5), 3, 3, 1, ceil_mode=True) == (1, 1, 2)
+
+
 # ------------------------------------------------------ drawn configurations
 
 @st.composite
@@ -39,9 +56,9 @@ def pool_configs(draw):
     padding = tuple(draw(st.integers(0, f // 2)) for f in kernel)
     sizes = tuple(draw(st.integers(1, 7 if nd < 3 else 5)) for _ in range(nd))
     x_shape = (draw(st.integers(1, 3)), draw(st.integers(1, 3))) + sizes
-    out = naive_pool.out_shape(x_shape, kernel, stride, padding)
-    assume(all(s >= 1 for s in out[2:]))
-    return dict(x_shape=x_shape, kernel_size=kernel, stride=stride, padding=padding)
+    assume(all(n + 2 * p >= f for n, p, f in zip(sizes, padding, kernel)))
+    return dict(x_shape=x_shape, kernel_size=kernel, stride=stride, padding=padding,
+                ceil_mode=draw(st.booleans()))
 
 
 def _x(cfg, seed=0):
@@ -52,7 +69,7 @@ def _x(cfg, seed=0):
 
 
 def _args(cfg):
-    return cfg["kernel_size"], cfg["stride"], cfg["padding"]
+    return cfg["kernel_size"], cfg["stride"], cfg["padding"], cfg["ceil_mode"]
 
 
 @settings(max_examples=40, deadline=None)
@@ -74,34 +91,37 @@ def test_max_pool_matches_naive(cfg):
 @given(pool_configs(), st.booleans())
 def test_avg_pool_matches_naive(cfg, count_include_pad):
     x = _x(cfg)
-    k, s, p = _args(cfg)
-    y = kernels.avg_pool_forward(x, k, s, p, count_include_pad)
-    np.testing.assert_allclose(y, naive_pool.avg_pool(x, k, s, p, count_include_pad), rtol=1e-12)
+    k, s, p, ceil = _args(cfg)
+    y = kernels.avg_pool_forward(x, k, s, p, ceil, count_include_pad)
+    np.testing.assert_allclose(y, naive_pool.avg_pool(x, k, s, p, count_include_pad, ceil),
+                               rtol=1e-12)
     dy = np.random.default_rng(1).standard_normal(y.shape)
-    np.testing.assert_allclose(kernels.avg_pool_backward(dy, x.shape, k, s, p, count_include_pad),
-                               naive_pool.avg_pool_grad(dy, x.shape, k, s, p, count_include_pad),
-                               rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(
+        kernels.avg_pool_backward(dy, x.shape, k, s, p, ceil, count_include_pad),
+        naive_pool.avg_pool_grad(dy, x.shape, k, s, p, count_include_pad, ceil),
+        rtol=1e-12, atol=1e-15)
 
 
 @settings(max_examples=20, deadline=None)
 @given(pool_configs(), st.booleans())
 def test_gradients_match_finite_differences(cfg, count_include_pad):
     x = _x(cfg)
-    k, s, p = _args(cfg)
+    k, s, p, ceil = _args(cfg)
     rng = np.random.default_rng(2)
     direction = rng.standard_normal(x.shape)
     eps = 1e-7   # smaller than the gap between distinct values: the argmax stays put
-    y, indices = kernels.max_pool_forward(x, k, s, p)
+    y, indices = kernels.max_pool_forward(x, k, s, p, ceil)
     v = rng.standard_normal(y.shape)
 
     def max_loss(x_):
-        return np.vdot(kernels.max_pool_forward(x_, k, s, p)[0], v)
+        return np.vdot(kernels.max_pool_forward(x_, k, s, p, ceil)[0], v)
 
     def avg_loss(x_):
-        return np.vdot(kernels.avg_pool_forward(x_, k, s, p, count_include_pad), v)
+        return np.vdot(kernels.avg_pool_forward(x_, k, s, p, ceil, count_include_pad), v)
 
+    avg_grad = kernels.avg_pool_backward(v, x.shape, k, s, p, ceil, count_include_pad)
     for loss, grad in [(max_loss, kernels.max_pool_backward(v, indices, x.shape)),
-                       (avg_loss, kernels.avg_pool_backward(v, x.shape, k, s, p, count_include_pad))]:
+                       (avg_loss, avg_grad)]:
         numeric = (loss(x + eps * direction) - loss(x - eps * direction)) / (2 * eps)
         np.testing.assert_allclose(np.vdot(grad, direction), numeric, rtol=1e-6, atol=1e-7)
 
@@ -112,25 +132,42 @@ def test_matches_pytorch(cfg, count_include_pad):
     torch = pytest.importorskip("torch")
     F = torch.nn.functional
     x = _x(cfg)
-    k, s, p = _args(cfg)
+    k, s, p, ceil = _args(cfg)
     # PyTorch's avg_pool3d refuses inputs smaller than the window, even when padded
     assume(all(n >= f for n, f in zip(x.shape[2:], k)))
     nd = x.ndim - 2
     max_pool = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[nd]
     avg_pool = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}[nd]
     xt = torch.tensor(x, requires_grad=True)
-    yt, it = max_pool(xt, k, s, p, return_indices=True)
-    y, indices = kernels.max_pool_forward(x, k, s, p)
+    yt, it = max_pool(xt, k, s, p, ceil_mode=ceil, return_indices=True)
+    y, indices = kernels.max_pool_forward(x, k, s, p, ceil)
     np.testing.assert_array_equal(y, yt.detach().numpy())
     np.testing.assert_array_equal(indices, it.numpy())
     xt = torch.tensor(x, requires_grad=True)
-    yt = avg_pool(xt, k, s, p, count_include_pad=count_include_pad)
-    y = kernels.avg_pool_forward(x, k, s, p, count_include_pad)
+    yt = avg_pool(xt, k, s, p, ceil_mode=ceil, count_include_pad=count_include_pad)
+    y = kernels.avg_pool_forward(x, k, s, p, ceil, count_include_pad)
     np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-12)
     dy = np.random.default_rng(3).standard_normal(y.shape)
     yt.backward(torch.tensor(dy))
-    np.testing.assert_allclose(kernels.avg_pool_backward(dy, x.shape, k, s, p, count_include_pad),
-                               xt.grad.numpy(), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(
+        kernels.avg_pool_backward(dy, x.shape, k, s, p, ceil, count_include_pad),
+        xt.grad.numpy(), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("n_spatial", [1, 2, 3])
+def test_an_empty_batch_gives_empty_outputs_as_in_pytorch(n_spatial):
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    x = np.zeros((0, 2) + (5,) * n_spatial)
+    xt = torch.tensor(x, requires_grad=True)
+    max_expected = getattr(F, f"max_pool{n_spatial}d")(xt, 2)
+    avg_expected = getattr(F, f"avg_pool{n_spatial}d")(xt, 3, 2, 1, True)
+    y, indices = kernels.max_pool_forward(x, 2)
+    average = kernels.avg_pool_forward(x, 3, 2, 1, True)
+    assert y.shape == indices.shape == tuple(max_expected.shape)
+    assert average.shape == tuple(avg_expected.shape)
+    assert kernels.max_pool_backward(y, indices, x.shape).shape == x.shape
+    assert kernels.avg_pool_backward(average, x.shape, 3, 2, 1, True).shape == x.shape
 
 
 def test_float32_in_float32_out():
@@ -177,6 +214,13 @@ X = np.zeros((2, 3, 8, 8))
     (lambda: kernels.avg_pool_forward(X, 0), ValueError, r"kernel_size must be >= 1"),
     (lambda: kernels.avg_pool_forward(X, 2, stride=(1, 1, 1)), ValueError, r"stride must be an int or a tuple of 2 ints"),
     (lambda: kernels.avg_pool_forward(X.astype(np.int32), 2), TypeError, r"x must have dtype float32 or float64"),
+    (lambda: kernels.avg_pool_forward(X, 2, count_include_pad="no"), TypeError,
+     r"count_include_pad must be True or False, got 'no'"),
+    (lambda: kernels.max_pool_forward(X, 2, ceil_mode=1), TypeError, r"ceil_mode must be True or False, got 1"),
+    (lambda: kernels.avg_pool_backward(np.zeros((2, 3, 4, 4)), X.shape, 2, count_include_pad=None),
+     TypeError, r"count_include_pad must be True or False"),
+    (lambda: kernels.avg_pool_backward(np.zeros((1, 3, 4, 4)), (-1, 3, 8, 8), 2), ValueError,
+     r"x_shape must hold positive sizes \(the batch size may be 0\)"),
     (lambda: kernels.avg_pool_backward(np.zeros((2, 3, 3, 3)), X.shape, 2), ValueError, r"dy must have shape \(2, 3, 4, 4\)"),
     (lambda: kernels.max_pool_backward(np.zeros((2, 3, 4, 4)), np.zeros((2, 3, 4, 4), np.int32), X.shape),
      TypeError, r"indices must be an int64"),

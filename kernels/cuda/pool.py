@@ -9,6 +9,9 @@ output o covers the input positions o s - p + j, 0 <= j < f (per dimension).
     average pooling   y[o] = (1 / m_o) sum over the window of x
                       dx[i] = sum of dy[o] / m_o over the windows o that cover i
 
+ceil_mode, and m_o (the window's positions in the padded input, or in the
+input with count_include_pad=False), are as there.
+
 Thread mapping (every kernel gives one thread one entry):
 
     max_pool_forward    thread (m, o): walks the window of output o of plane m
@@ -29,7 +32,7 @@ import math
 import numpy as np
 from numba import cuda
 
-from .._checks import check_shape
+from .._checks import check_bool, check_shape
 from ..pool import _check_argmax, _check_dy_shape, _pool_geometry
 from ._device import (
     as_device_array,
@@ -44,10 +47,10 @@ from .reduce import reduce
 
 # ---------------------------------------------------------------- public tier
 
-def max_pool_forward(x, kernel_size, stride=None, padding=0):
+def max_pool_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False):
     """Return (y, indices); indices[n, c, o] is the flat position in x[n, c] of y[n, c, o]."""
     x = check_device_array("x", x, ndim=(3, 4, 5))
-    out_sizes, geo = _lifted_geometry(x.shape, kernel_size, stride, padding)
+    out_sizes, geo = _lifted_geometry(x.shape, kernel_size, stride, padding, ceil_mode)
     planes = _planes(x)                                   # (N C, positions)
     y = empty((planes.shape[0], int(np.prod(out_sizes))), x.dtype)
     indices = empty(y.shape, np.int64)
@@ -59,7 +62,7 @@ def max_pool_forward(x, kernel_size, stride=None, padding=0):
 def max_pool_backward(dy, indices, x_shape):
     """dL/dx: each dy[n, c, o] goes to the position indices[n, c, o] of x[n, c]."""
     dy = check_device_array("dy", dy, ndim=(3, 4, 5))
-    x_shape = check_shape("x_shape", x_shape, ndim=dy.ndim)
+    x_shape = check_shape("x_shape", x_shape, ndim=dy.ndim, empty_batch=True)
     indices = as_device_array("indices", indices)
     if indices.dtype != np.int64:
         raise TypeError(f"indices must be an int64 device array, got dtype {indices.dtype}")
@@ -70,22 +73,26 @@ def max_pool_backward(dy, indices, x_shape):
     return dx.reshape(x_shape)                            # (N C, positions) -> (N, C, *n_in)
 
 
-def avg_pool_forward(x, kernel_size, stride=None, padding=0, count_include_pad=True):
+def avg_pool_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False,
+                     count_include_pad=True):
     """y[n, c, o] = mean of x[n, c] over the window at o."""
     x = check_device_array("x", x, ndim=(3, 4, 5))
-    out_sizes, geo = _lifted_geometry(x.shape, kernel_size, stride, padding)
+    out_sizes, geo = _lifted_geometry(x.shape, kernel_size, stride, padding, ceil_mode)
+    check_bool("count_include_pad", count_include_pad)
     planes = _planes(x)                                   # (N C, positions)
     y = empty((planes.shape[0], int(np.prod(out_sizes))), x.dtype)
     launch(_avg_pool_kernel, y.size, y, planes, geo, bool(count_include_pad))
     return y.reshape(x.shape[:2] + out_sizes)             # (N C, P) -> (N, C, *n_out)
 
 
-def avg_pool_backward(dy, x_shape, kernel_size, stride=None, padding=0, count_include_pad=True):
+def avg_pool_backward(dy, x_shape, kernel_size, stride=None, padding=0, ceil_mode=False,
+                      count_include_pad=True):
     """dL/dx: each dy[n, c, o] / m_o is added to every position of its window."""
     dy = check_device_array("dy", dy, ndim=(3, 4, 5))
-    x_shape = check_shape("x_shape", x_shape, ndim=dy.ndim)
-    out_sizes, geo = _lifted_geometry(x_shape, kernel_size, stride, padding)
+    x_shape = check_shape("x_shape", x_shape, ndim=dy.ndim, empty_batch=True)
+    out_sizes, geo = _lifted_geometry(x_shape, kernel_size, stride, padding, ceil_mode)
     _check_dy_shape(dy, x_shape, out_sizes)
+    check_bool("count_include_pad", count_include_pad)
     dx = empty((x_shape[0] * x_shape[1], int(np.prod(x_shape[2:]))), dy.dtype)
     launch(_avg_pool_backward_kernel(dy.dtype), dx.size, dx, _planes(dy), geo,
            bool(count_include_pad))
@@ -94,10 +101,11 @@ def avg_pool_backward(dy, x_shape, kernel_size, stride=None, padding=0, count_in
 
 # ----------------------------------------------------------- host helpers
 
-def _lifted_geometry(x_shape, kernel_size, stride, padding):
+def _lifted_geometry(x_shape, kernel_size, stride, padding, ceil_mode):
     """Validate as the CPU twin does; return (out_sizes, the kernels' geometry lifted to 3-D):
     ((n_in), (f), (s), (p), (n_out)), each a (d, h, w) triple."""
-    kernel, stride, pad, out_sizes = _pool_geometry(x_shape, kernel_size, stride, padding)
+    kernel, stride, pad, out_sizes = _pool_geometry(x_shape, kernel_size, stride, padding,
+                                                    ceil_mode)
     n_spatial = len(x_shape) - 2
     lift, no_pad = (1,) * (3 - n_spatial), (0,) * (3 - n_spatial)
     return out_sizes, (lift + tuple(x_shape[2:]), lift + kernel, lift + stride, no_pad + pad,
@@ -157,15 +165,15 @@ def _scatter_kernel(dx, dy, argmax):
 
 @cuda.jit(device=True)
 def _window_count(o, geo, count_include_pad):
-    """m_o: the window volume, or (count_include_pad False) its positions inside the input."""
+    """m_o: the window's positions inside the padded input, or (count_include_pad False)
+    inside the input."""
     in_size, kernel, stride, pad, out_size = geo
-    if count_include_pad:
-        return kernel[0] * kernel[1] * kernel[2]
     position = unravel_3d(o, out_size)
     count = 1
     for axis in range(3):
         start = position[axis] * stride[axis] - pad[axis]
-        count *= min(start + kernel[axis], in_size[axis]) - max(start, 0)
+        margin = pad[axis] if count_include_pad else 0
+        count *= min(start + kernel[axis], in_size[axis] + margin) - max(start, -margin)
     return count
 
 

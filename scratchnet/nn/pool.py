@@ -8,6 +8,9 @@ and each spatial size becomes floor((n + 2p - f) / s) + 1:
     average:  a[n, c, o] = mean of the window (count_include_pad=False
               divides by the window's positions inside the input instead)
 
+ceil_mode=True rounds the output size up instead, as in PyTorch. The
+arguments are PyTorch's, in PyTorch's order as far as scratchnet has them:
+MaxPoolNd has no dilation or return_indices, so its ceil_mode is keyword-only.
 The work is done by scratchnet.functional's max_pool*/avg_pool*.
 
 >>> import numpy as np
@@ -28,17 +31,19 @@ class MaxPoolNd(Module):
 
     n_spatial = None
 
-    def __init__(self, kernel_size, stride=None, padding=0):
+    def __init__(self, kernel_size, stride=None, padding=0, *, ceil_mode=False):
         super().__init__()
         self.kernel_size = kernel_size
         self.stride = kernel_size if stride is None else stride
-        self.padding = padding
+        self.padding, self.ceil_mode = padding, ceil_mode
 
     def forward(self, x):
-        return MAX_POOL[self.n_spatial](x, self.kernel_size, self.stride, self.padding)
+        return MAX_POOL[self.n_spatial](x, self.kernel_size, self.stride, self.padding,
+                                        ceil_mode=self.ceil_mode)
 
     def extra_repr(self):
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+        text = f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+        return text + ", ceil_mode=True" if self.ceil_mode else text
 
 
 class AvgPoolNd(Module):
@@ -46,19 +51,21 @@ class AvgPoolNd(Module):
 
     n_spatial = None
 
-    def __init__(self, kernel_size, stride=None, padding=0, count_include_pad=True):
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
+                 count_include_pad=True):
         super().__init__()
         self.kernel_size = kernel_size
         self.stride = kernel_size if stride is None else stride
-        self.padding = padding
+        self.padding, self.ceil_mode = padding, ceil_mode
         self.count_include_pad = count_include_pad
 
     def forward(self, x):
-        pool = AVG_POOL[self.n_spatial]
-        return pool(x, self.kernel_size, self.stride, self.padding, self.count_include_pad)
+        return AVG_POOL[self.n_spatial](x, self.kernel_size, self.stride, self.padding,
+                                        self.ceil_mode, self.count_include_pad)
 
     def extra_repr(self):
         text = f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+        text += ", ceil_mode=True" if self.ceil_mode else ""
         return text if self.count_include_pad else text + ", count_include_pad=False"
 
 
