@@ -324,6 +324,22 @@ def test_a_damaged_keras_file_exits_2_naming_the_file_and_what_it_lacks(pictures
             "lists 'block2_conv1/kernel:0', which is not in the file" in err, argv
 
 
+@pytest.mark.parametrize("key, value", [("mean", np.array([np.nan, 0.0, 0.0])),
+                                        ("scale", np.ones(3))])
+def test_weights_with_a_bad_preprocess_field_exit_2_naming_the_file(pictures, tmp_path, capsys,
+                                                                    key, value):
+    """A NaN mean was taken, and the run stopped on "J became non-finite"; an array as the
+    scale was a TypeError traceback."""
+    weights = _tiny_weights_file(tmp_path / "bad.npz")
+    fx.replace_in_npz(weights, {f"preprocess.{key}": value})
+    for argv in (["weights", "info", weights],
+                 ["style", *pictures, "-o", str(tmp_path / "o.png"), "--size", "32",
+                  "--weights", weights]):
+        assert cli.main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"{weights}: preprocess.{key}: expected" in err, argv
+
+
 def test_weights_info_describes_a_file(tmp_path, capsys):
     weights = _tiny_weights_file(tmp_path / "tiny.npz")
     assert cli.main(["weights", "info", weights]) == 0

@@ -10,7 +10,8 @@ from PIL import Image
 from scratchnet import cli
 from scratchnet.face.dlib.files import ModelFileNotFound, find_model_file
 from scratchnet.face.encoder import Encoder
-from scratchnet.models import FaceEncoder
+from scratchnet.io import VGGWeights, save_vgg19_weights
+from scratchnet.models import FaceEncoder, vgg19
 
 FAST = ["--weights", "random", "--size", "32", "--count", "4"]
 
@@ -171,6 +172,16 @@ def test_a_damaged_keras_file_exits_2_naming_the_file_and_what_it_lacks(tmp_path
     status, _, stderr = run(["--weights", str(damaged), "--summary"], capsys)
     assert status == 2 and stderr.count("\n") == 1
     assert f"{damaged}: layer_names lists 'block4_conv3', which is not in the file" in stderr
+
+
+def test_weights_with_a_non_finite_mean_exit_2_naming_the_file(tmp_path, capsys):
+    """A NaN mean was taken, and the scan stopped on "need at least one array to stack"."""
+    weights = tmp_path / "nan.npz"
+    model = vgg19(weights="random", widths=fx.TINY_WIDTHS)
+    save_vgg19_weights(VGGWeights(model.state_dict(), model.preprocessing, "memory"), weights)
+    fx.replace_in_npz(weights, {"preprocess.mean": np.array([np.nan, 0.0, 0.0])})
+    status, _, stderr = run(["--weights", str(weights), "--summary"], capsys)
+    assert status == 2 and f"{weights}: preprocess.mean: expected 3 finite numbers" in stderr
 
 
 def test_more_units_than_a_layer_has_shows_them_all_with_a_note(tmp_path, capsys):

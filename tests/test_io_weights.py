@@ -539,6 +539,23 @@ def test_preprocess_rejects_bad_input():
         Preprocess("RGB", 1.0, (0.0, 0.0, 0.0), (1.0, 0.0, 1.0))
 
 
+@pytest.mark.parametrize("fields, message", [
+    ({"mean": (np.nan, 0.0, 0.0)}, "mean: expected 3 finite numbers, got [nan, 0.0, 0.0]"),
+    ({"std": (1.0, np.inf, 1.0)}, "std: expected 3 finite positive numbers, got [1.0, inf, 1.0]"),
+    ({"scale": np.nan}, "scale: expected a finite positive number, got nan"),
+    ({"scale": np.ones(3)}, "scale: expected a finite positive number, got [1.0, 1.0, 1.0]"),
+    ({"scale": "255"}, "scale: expected a finite positive number, got '255'"),
+    ({"mean": (1.0, 2.0)}, "mean: expected 3 finite numbers, got [1.0, 2.0]"),
+    ({"mean": [1.0, [2.0, 3.0]]}, "mean: expected 3 finite numbers, got [1.0, [2.0, 3.0]]"),
+    ({"mean": np.zeros((4, 4))}, "mean: expected 3 finite numbers, got an array of shape (4, 4)"),
+])
+def test_preprocess_refuses_values_that_are_not_finite_numbers(fields, message):
+    arguments = {"channel_order": "RGB", "scale": 1.0, "mean": (0.0, 0.0, 0.0), **fields}
+    with pytest.raises(ValueError) as refused:
+        Preprocess(**arguments)
+    assert str(refused.value) == message
+
+
 # ------------------------------------------------------- conversion, .npz
 
 @pytest.mark.parametrize("fmt", ["matconvnet", "torch-zip", "torch-legacy", "keras-h5"])
@@ -562,6 +579,29 @@ def test_npz_without_our_format_tag_is_explained(tmp_path):
     path = tmp_path / "other.npz"
     np.savez(path, **{"conv1_1.weight": np.ones((2, 3, 3, 3))})
     with pytest.raises(WeightsFormatError, match="not scratchnet VGG19 weights"):
+        load_vgg19_weights(path, widths=TINY)
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("scale", np.ones(3), "scale: expected a finite positive number, got [1.0, 1.0, 1.0]"),
+    ("scale", np.array("255"), "scale: expected a finite positive number, got '255'"),
+    ("mean", np.array([np.nan, 0.0, 0.0]), "mean: expected 3 finite numbers, got [nan, 0.0, 0.0]"),
+    ("std", np.array("one"), "std: expected 3 finite positive numbers, got 'one'"),
+    ("channel_order", np.array("GBR"), "channel_order: expected 'RGB' or 'BGR', got 'GBR'"),
+])
+def test_npz_with_a_bad_preprocess_field_names_the_file_and_the_field(tmp_path, key, value,
+                                                                      message):
+    path = _written(tmp_path, "scratchnet-npz")
+    fx.replace_in_npz(path, {f"preprocess.{key}": value})
+    with pytest.raises(WeightsFormatError) as refused:
+        load_vgg19_weights(path, widths=TINY)
+    assert str(refused.value) == f"{path}: preprocess.{message}"
+
+
+def test_matconvnet_average_image_that_is_not_finite_names_the_file(tmp_path):
+    path = tmp_path / "nan.mat"
+    fx.write_matconvnet(path, average_image=(120.0, np.nan, 100.0))
+    with pytest.raises(WeightsFormatError, match="nan.mat: averageImage should hold finite"):
         load_vgg19_weights(path, widths=TINY)
 
 

@@ -344,3 +344,12 @@ def delete_from_h5(path, member):
     import h5py
     with h5py.File(path, "a") as file:
         del file[member]
+
+
+def replace_in_npz(path, changes):
+    """Rewrite the .npz at `path` with the entries named in `changes` (name -> array) replaced."""
+    with np.load(path, allow_pickle=False) as archive:
+        arrays = dict(archive)
+    arrays.update(changes)
+    with open(path, "wb") as file:
+        np.savez(file, **arrays)

@@ -102,15 +102,9 @@ class Preprocess:
     def __post_init__(self):
         if self.channel_order not in CHANNEL_ORDERS:
             raise ValueError(f"channel_order: expected 'RGB' or 'BGR', got {self.channel_order!r}")
-        mean = tuple(float(v) for v in np.ravel(self.mean))
-        std = tuple(float(v) for v in np.ravel(self.std))
-        if len(mean) != 3 or len(std) != 3:
-            raise ValueError(f"mean and std: expected 3 values each, got {mean} and {std}")
-        if not float(self.scale) > 0 or not all(s > 0 for s in std):
-            raise ValueError(f"scale and std must be positive, got {self.scale} and {std}")
-        object.__setattr__(self, "scale", float(self.scale))
-        object.__setattr__(self, "mean", mean)
-        object.__setattr__(self, "std", std)
+        object.__setattr__(self, "scale", _finite("scale", self.scale, 1, positive=True)[0])
+        object.__setattr__(self, "mean", _finite("mean", self.mean, 3))
+        object.__setattr__(self, "std", _finite("std", self.std, 3, positive=True))
 
     @property
     def channel_permutation(self):
@@ -135,6 +129,23 @@ class Preprocess:
         mean = np.asarray(self.mean, dtype=dtype).reshape(1, 3, 1, 1)
         std = np.asarray(self.std, dtype=dtype).reshape(1, 3, 1, 1)
         return mean, std
+
+
+def _finite(argument, value, count, positive=False):
+    """`value` (numbers, in an array of any shape) as a tuple of `count` finite floats, each
+    > 0 when `positive`; else a ValueError naming `argument`, the expectation and what came."""
+    try:
+        array = np.asarray(value)
+    except ValueError:                        # a ragged list: refused below
+        array = np.asarray(value, dtype=object)
+    numbers = array.ravel().astype(np.float64) if array.dtype.kind in "iuf" else np.array([])
+    if (numbers.size != count or not np.all(np.isfinite(numbers))
+            or (positive and np.any(numbers <= 0))):
+        sign = " positive" if positive else ""
+        expected = f"a finite{sign} number" if count == 1 else f"{count} finite{sign} numbers"
+        shown = repr(array.tolist()) if array.size <= 6 else f"an array of shape {array.shape}"
+        raise ValueError(f"{argument}: expected {expected}, got {shown}")
+    return tuple(float(v) for v in numbers)
 
 
 @dataclass(frozen=True)

@@ -102,7 +102,11 @@ def _average_rgb(contents, path):
     average = _find_average_image(contents, path)
     if average is None:
         return IMAGENET_RGB_MEAN_255, " (no averageImage in file: standard ImageNet mean used)"
-    average = np.asarray(average, dtype=np.float64)
+    average = np.asarray(average)
+    if average.dtype.kind not in "iuf" or not np.all(np.isfinite(average)):
+        raise WeightsFormatError(f"{path}: averageImage should hold finite numbers, found "
+                                 f"NaN, infinity or non-numbers (dtype {average.dtype})")
+    average = average.astype(np.float64)
     if average.size == 3:
         return tuple(average.reshape(3)), ""
     if average.ndim == 3 and average.shape[2] == 3:

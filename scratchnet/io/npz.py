@@ -58,8 +58,11 @@ def read(path):
     if missing:
         raise WeightsFormatError(f"{path}: missing preprocess fields {', '.join(missing)}")
     fields = {key: arrays[f"preprocess.{key}"] for key in PREPROCESS_KEYS}
-    preprocess = Preprocess(
-        channel_order=str(fields["channel_order"]), scale=float(fields["scale"]),
-        mean=fields["mean"], std=fields["std"], source=str(fields["source"]))
+    try:
+        preprocess = Preprocess(
+            channel_order=str(fields["channel_order"]), scale=fields["scale"],
+            mean=fields["mean"], std=fields["std"], source=str(fields["source"]))
+    except ValueError as error:   # "scale: expected a finite positive number, got ..."
+        raise WeightsFormatError(f"{path}: preprocess.{error}") from error
     params = {name: arrays[name] for name in VGG19_PARAM_NAMES if name in arrays}
     return params, preprocess
