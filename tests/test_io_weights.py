@@ -365,8 +365,21 @@ def test_a_tensor_reaching_past_its_storage_is_an_error(tmp_path):
 def test_state_dict_without_vgg_keys_lists_what_it_holds(tmp_path):
     path = tmp_path / "resnet.pth"
     fx.write_torch_zip(path, {"conv1.weight": np.ones((2, 3, 3, 3), np.float32)})
-    with pytest.raises(WeightsFormatError, match=r"no torchvision VGG keys.*conv1\.weight"):
+    with pytest.raises(WeightsFormatError, match=r"no torchvision VGG keys.*"
+                                                 r"it holds 1 tensor: conv1\.weight$"):
         load_vgg19_weights(path, widths=TINY)
+
+
+def test_a_file_without_tensors_at_its_top_level_is_said_in_a_whole_sentence(tmp_path):
+    """A checkpoint nesting its state dict holds no tensors at its top level; the message
+    ended in "it holds 0 tensors, e.g. "."""
+    path = tmp_path / "nested.pth"
+    fx.write_torch_zip(path, {})
+    with pytest.raises(WeightsFormatError) as refused:
+        load_vgg19_weights(path, widths=TINY)
+    assert str(refused.value).endswith("it holds no tensors at its top level (a checkpoint "
+                                       "that keeps the state dict inside another dict is not "
+                                       "read: save that dict on its own)")
 
 
 # --------------------------------------------------------------------- Keras

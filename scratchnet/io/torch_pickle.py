@@ -84,12 +84,22 @@ def read(path):
             if key in state:
                 params[f"{layer}.{kind}"] = np.ascontiguousarray(state[key], dtype=np.float32)
     if not params:
-        sample = ", ".join(list(state)[:6])
         raise WeightsFormatError(
             f"{path}: no torchvision VGG keys (features.0.weight, ...) in this state dict; "
-            f"it holds {len(state)} tensors, e.g. {sample}")
+            + _holding(state))
     source = f"torchvision {os.path.basename(path)}"
     return params, Preprocess("RGB", 1.0, IMAGENET_MEAN, IMAGENET_STD, source=source)
+
+
+def _holding(state):
+    """What a state dict holds, said as the end of a sentence: a few of its names."""
+    if not state:
+        return ("it holds no tensors at its top level (a checkpoint that keeps the state "
+                "dict inside another dict is not read: save that dict on its own)")
+    names = list(state)
+    more = ", ..." if len(names) > 6 else ""
+    return f"it holds {len(names)} tensor{'s' if len(names) > 1 else ''}: " \
+           f"{', '.join(names[:6])}{more}"
 
 
 def read_state_dict(path):
