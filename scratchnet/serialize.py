@@ -22,6 +22,7 @@ the temporary file is removed.
 import contextlib
 import os
 import secrets
+import stat
 import zipfile
 
 import numpy as np
@@ -45,20 +46,49 @@ def atomic_write(path):
     Yields a file object on a temporary file in the same folder; on leaving
     the block it is flushed, fsynced and renamed over `path`. If the block
     raises, the temporary file is removed and `path` is left as it was.
+
+    Rewriting a file keeps what a plain `open(path, "wb")` would keep: its
+    permissions (a private face database stays private) and, when `path` is
+    a symbolic link, the link (the file it points to is the one replaced).
+    A failure of the file system (a full disk, a read-only folder) raises an
+    OSError that names `path`, not the temporary file.
     """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, temporary = _create_temporary(folder, os.path.basename(path))
+    path = os.path.realpath(os.fspath(path))
+    folder = os.path.dirname(path)
     try:
+        handle, temporary = _create_temporary(folder, os.path.basename(path))
+    except OSError as error:
+        raise _naming(error, path) from None
+    try:
+        _keep_permissions(handle, path)
         with os.fdopen(handle, "wb") as file:
             yield file
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         _remove_quietly(temporary)
+        if isinstance(error, OSError) and error.filename in (temporary, None):
+            raise _naming(error, path) from None
         raise
     _fsync_folder(folder)
+
+
+def _keep_permissions(handle, path):
+    """Give the new file (open as `handle`) the permission bits of the file at `path`, if any."""
+    if not hasattr(os, "fchmod"):          # Windows: no POSIX permission bits to keep
+        return
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return
+    os.fchmod(handle, stat.S_IMODE(mode))
+
+
+def _naming(error, path):
+    """An OSError like `error` that names `path`: "cannot write PATH: No space left on device"."""
+    message = f"cannot write {path}: {error.strerror or error}"
+    return OSError(error.errno, message) if error.errno else OSError(message)
 
 
 ZIP_START = b"PK\x03\x04"                      # the first bytes of a zip archive holding a file
