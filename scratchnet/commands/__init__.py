@@ -20,19 +20,31 @@ class InputError(Exception):
 
 
 def guarded(action):
-    """action(args), with an InputError printed in one line and exit status 2.
+    """action(args), with what goes wrong said in one line that names the command as typed:
+    "scratchnet face enroll: error: ...".
 
-    The line names the command as typed: "scratchnet face enroll: error: ...".
+    An InputError (bad input) exits with status 2, as argparse does for a bad option. A
+    failure of the machine during the work (a full disk, too little memory) exits with
+    status 1: the input was fine, the run could not finish.
     """
     def run(args):
         try:
             return action(args)
         except InputError as error:
-            words = ["scratchnet", args.command] + ([args.action] if getattr(args, "action", None)
-                                                    else [])
-            print(f"{' '.join(words)}: error: {error}", file=sys.stderr)
-            return 2
+            return _failed(args, error, status=2)
+        except OSError as error:
+            return _failed(args, error.strerror or error, status=1)
+        except MemoryError:
+            return _failed(args, "not enough memory for this work; try smaller sizes",
+                           status=1)
     return run
+
+
+def _failed(args, message, status):
+    words = ["scratchnet", args.command] + ([args.action] if getattr(args, "action", None)
+                                            else [])
+    print(f"{' '.join(words)}: error: {message}", file=sys.stderr)
+    return status
 
 
 # Argument types: argparse calls them on the text of an option, and a value
@@ -98,24 +110,36 @@ def checked_picture_output(output, option="-o"):
 
 
 def check_file_output(path, option):
-    """A file can be written at `path`: its folder exists and it is not a folder itself;
-    else an InputError naming `option`."""
+    """A file can be written at `path`: its folder exists, can be written in, and `path` is not
+    a folder itself; else an InputError naming `option`."""
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise InputError(f"{option}: the folder {folder} does not exist")
     if os.path.isdir(path):
         raise InputError(f"{option}: {path} is a folder; expected a file name")
+    _check_writable(folder, option)
 
 
 def checked_folder(folder, option):
-    """`folder`, made now if missing; an InputError naming `option` if it cannot be."""
+    """`folder`, made now if missing; an InputError naming `option` if it cannot be, or
+    cannot be written in."""
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise InputError(f"{option}: expected a folder, got the file {folder!r}")
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError as error:
-        raise InputError(f"{option}: cannot create the folder {folder} ({error})") from None
+        raise InputError(f"{option}: cannot create the folder {folder} ({error.strerror})") \
+            from None
+    _check_writable(folder, option)
     return folder
+
+
+def _check_writable(folder, option):
+    """Refuse, before any work, a folder whose files this user cannot write (a read-only
+    disk, another user's folder); a write could still fail later, on a full disk."""
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"{option}: cannot write in the folder {folder} (read-only, or "
+                         f"not yours)")
 
 
 # Work too large for the memory, refused before it starts (rather than a run the

@@ -13,7 +13,7 @@ import sys
 import time
 
 from ..tour import PARTS, run_tour
-from . import InputError, guarded
+from . import checked_folder, guarded
 
 DEFAULT_FOLDER = "tour"
 
@@ -40,7 +40,7 @@ def add_parser(commands):
 
 
 def run(args):
-    _check_folder(args.out)
+    checked_folder(args.out, "--out")
     started = time.perf_counter()
     sections = run_tour(args.out, quick=args.quick, only=args.only, note=_progress)
     failed = [section.key for section in sections if section.error]
@@ -48,18 +48,6 @@ def run(args):
     print(f"tour {'finished' if not failed else 'finished with failures: ' + ', '.join(failed)} "
           f"in {minutes:.1f} min; open {os.path.join(args.out, 'index.html')}")
     return 1 if failed else 0
-
-
-def _check_folder(folder):
-    if os.path.exists(folder) and not os.path.isdir(folder):
-        raise InputError(f"--out: expected a folder, got the file {folder!r}")
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as error:
-        raise InputError(f"--out: cannot create the folder {folder!r} ({error.strerror})") \
-            from None
-    if not os.access(folder, os.W_OK):
-        raise InputError(f"--out: the folder {folder!r} is not writable")
 
 
 def _progress(line):
