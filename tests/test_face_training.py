@@ -350,6 +350,47 @@ def test_resuming_with_other_settings_is_refused(training_set, validation_set, t
     assert [r.step for r in history] == [2, 3, 4]     # step 2 came with the checkpoint
 
 
+def test_resuming_on_other_pictures_is_refused(training_set, validation_set, tmp_path):
+    chosen = settings(steps=4, checkpoint_every=2)
+    checkpoint = tmp_path / "run.checkpoint.npz"
+    with pytest.raises(Interrupted):
+        train(*training_set, validation_set, chosen, checkpoint=checkpoint,
+              report=interrupt_at(3), note=None)
+    images, labels = training_set
+    others = (synthetic_faces(40, 6, seed=5, size=32), (images[:-6], labels[:-6]),
+              (images, np.roll(labels, 6)))     # other persons; fewer pictures; other labels
+    for data in others:
+        with pytest.raises(ValueError, match="made on other pictures"):
+            train(*data, validation_set, chosen, checkpoint=checkpoint, resume=True, note=None)
+    with pytest.raises(ValueError, match="made on other pictures"):
+        train(*training_set, synthetic_faces(20, 6, seed=6, size=32), chosen,
+              checkpoint=checkpoint, resume=True, note=None)
+    encoder, _ = train(*training_set, validation_set, chosen, checkpoint=checkpoint,
+                       resume=True, note=None)
+    assert encoder.info["training"]["trained_steps"] == 4
+
+
+def test_resuming_from_a_damaged_checkpoint_or_a_finished_model_is_refused(
+        training_set, validation_set, tmp_path):
+    chosen = settings(steps=2, checkpoint_every=1)
+    checkpoint = tmp_path / "run.checkpoint.npz"
+    encoder, _ = train(*training_set, validation_set, chosen, checkpoint=checkpoint, note=None)
+    encoder.save(tmp_path / "model.npz")
+    with pytest.raises(ValueError, match="is a finished model, not a training checkpoint"):
+        train(*training_set, validation_set, chosen, checkpoint=tmp_path / "model.npz",
+              resume=True, note=None)
+    whole = checkpoint.read_bytes()
+    for damaged in (whole[:len(whole) // 2], b"", b"not a zip file at all"):
+        checkpoint.write_bytes(damaged)
+        with pytest.raises(ValueError, match="is not a readable training checkpoint"):
+            train(*training_set, validation_set, chosen, checkpoint=checkpoint, resume=True,
+                  note=None)
+    save_npz(checkpoint, {"weights": np.zeros(3)})                # an .npz of something else
+    with pytest.raises(ValueError, match=r"not a readable training checkpoint \(no entry"):
+        train(*training_set, validation_set, chosen, checkpoint=checkpoint, resume=True,
+              note=None)
+
+
 def test_a_checkpoint_from_before_the_neck_and_the_memory_resumes_with_the_settings_it_implied(
         training_set, validation_set, tmp_path):
     old_settings = settings(steps=4, checkpoint_every=2, neck=False, negatives_per_pair=1,
@@ -393,6 +434,18 @@ def test_resuming_without_a_checkpoint_is_refused(training_set, validation_set, 
               checkpoint=tmp_path / "none.npz", resume=True, note=None)
     with pytest.raises(FileNotFoundError, match="resume: no checkpoint at None"):
         train(*training_set, validation_set, settings(steps=2), resume=True, note=None)
+
+
+def test_a_diverging_run_stops_at_the_first_non_finite_J(training_set, validation_set):
+    steps = []
+    with np.errstate(all="ignore"):
+        with pytest.raises(ValueError, match=r"training diverged at step (\d+): J = nan; lower "
+                                             r"the learning rate \(lr = 1e\+30") as error:
+            train(*training_set, validation_set, settings(steps=6, lr=1e30),
+                  report=lambda step: steps.append(step.loss), note=None)
+    diverged_at = int(error.value.args[0].split()[4].rstrip(":"))
+    # every step before it was reported, with a finite J; the diverged one was not
+    assert len(steps) == diverged_at - 1 and all(np.isfinite(steps))
 
 
 def test_tau_is_fitted_on_the_validation_pairs(training_set, validation_set):

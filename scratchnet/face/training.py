@@ -44,9 +44,11 @@ share with its checkpoint.
 """
 
 import dataclasses
+import hashlib
 import json
 import os
 import time
+import zipfile
 
 import numpy as np
 from numba import njit, prange
@@ -156,6 +158,7 @@ class Trainer:
                              f"{self.settings.identities_per_batch}")
         val_images, val_labels = _check_data(*validation, "validation images", "validation labels")
         self.validation_images, self.validation_labels = val_images, val_labels
+        self.data_fingerprint = _data_fingerprint(self.images, self.labels, val_images, val_labels)
         self.validation_pairs = sample_pairs(val_labels, self.settings.validation_pairs,
                                              seed=self.settings.seed)
         self.network = FaceEncoder(width=self.settings.width,
@@ -267,6 +270,7 @@ class Trainer:
         arrays["trainer.rng"] = np.array(json.dumps(self.rng.bit_generator.state))
         arrays["trainer.step"] = np.array(self.step)
         arrays["trainer.history"] = _history_array(self.history)
+        arrays["trainer.data"] = np.array(self.data_fingerprint)
         if self.memory is not None:
             arrays.update(self.memory.arrays())
         return arrays
@@ -275,11 +279,8 @@ class Trainer:
         self.encoder().save(path, extra=self.checkpoint_arrays())
 
     def load_checkpoint(self, path):
-        """Continue from a checkpoint written by a run with the same settings."""
-        arrays = load_npz(path)
-        if "trainer.rng" not in arrays:
-            raise ValueError(f"resume: {path} is a finished model, not a training checkpoint")
-        config = json.loads(str(arrays["config"]))
+        """Continue from a checkpoint written by a run with the same settings and data."""
+        arrays, config = _read_checkpoint(path)
         saved = {**BEFORE_IT_EXISTED, **config["training"]}
         saved.pop("trained_steps")
         differing = {key: (value, getattr(self.settings, key)) for key, value in saved.items()
@@ -288,6 +289,11 @@ class Trainer:
         if differing:
             raise ValueError(f"resume: the checkpoint {path} was made with other settings "
                              f"(name: saved, now): {differing}")
+        # checkpoints from before the fingerprint existed cannot be compared
+        if "trainer.data" in arrays and str(arrays["trainer.data"]) != self.data_fingerprint:
+            raise ValueError(f"resume: the checkpoint {path} was made on other pictures (other "
+                             f"persons, pictures or validation persons); give the data of that "
+                             f"run, or train from the start without --resume")
         self.network.load_state_dict({key[len("encoder."):]: value for key, value in arrays.items()
                                       if key.startswith("encoder.")})
         self.optimizer.load_state_dict({key[len("optimizer."):]: value
@@ -331,6 +337,9 @@ def _run(trainer, started, checkpoint, report):
     last_embeddings = None
     while trainer.step < trainer.settings.steps:
         loss, active = trainer.train_step()
+        if not np.isfinite(loss):
+            raise ValueError(f"training diverged at step {trainer.step}: J = {loss}; lower the "
+                             f"learning rate (lr = {trainer.settings.lr}, --lr)")
         step_report = StepReport(trainer.step, trainer.settings.steps, loss, active,
                                  time.perf_counter() - started)
         at_end = trainer.step == trainer.settings.steps
@@ -418,6 +427,35 @@ def _persons_for_triplets(labels, note):
     persons, starts = np.unique(labels[order], return_index=True)
     groups = np.split(order, starts[1:])
     return [group for group in groups if len(group) >= 2]
+
+
+def _read_checkpoint(path):
+    """(arrays, config) of the training checkpoint at `path`, or a ValueError that says why
+    it cannot be one."""
+    try:
+        arrays = load_npz(path)
+        config = json.loads(str(arrays["config"]))
+        config["training"]["trained_steps"]
+    except (OSError, ValueError, EOFError, KeyError, TypeError, zipfile.BadZipFile) as error:
+        reason = f"no entry {error}" if isinstance(error, KeyError) else str(error)
+        raise ValueError(f"resume: {path} is not a readable training checkpoint ({reason}); "
+                         f"train from the start without --resume") from None
+    if "trainer.rng" not in arrays:
+        raise ValueError(f"resume: {path} is a finished model, not a training checkpoint")
+    return arrays, config
+
+
+def _data_fingerprint(*arrays):
+    """A short hash of what a run trains and validates on: each array's shape and dtype, and
+    64 of its rows spread evenly (all the labels; 64 pictures of each set), so that a
+    checkpoint is not continued on other data."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        rows = np.linspace(0, len(array) - 1, min(len(array), 64)).astype(np.int64)
+        sample = array if array.ndim == 1 else array[rows]
+        digest.update(repr((array.shape, str(array.dtype))).encode())
+        digest.update(np.ascontiguousarray(sample).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def _history_array(history):
