@@ -104,6 +104,14 @@ def test_fit_threshold_on_hand_worked_cases():
     # equal distances cannot be split: cut below or above both
     tau, accuracy = fit_threshold([0.5, 0.5], [True, False])
     assert accuracy == 0.5 and tau != 0.5
+    # best to accept no pair (the same person is the farthest): tau halfway to the closest,
+    # never below 0 (a tau < 0 is no threshold on squared distances)
+    assert fit_threshold([0.4, 0.6, 0.8], [False, False, True]) == (0.2, 2 / 3)
+    # a different pair at distance 0 cannot be refused by any tau >= 0: the best cut left
+    # accepts it alone (1 of 3 right, as accepting all three would be; the first cut wins)
+    assert fit_threshold([0.0, 0.6, 0.8], [False, False, True]) == (0.3, 1 / 3)
+    tau, accuracy = fit_threshold([0.0, 0.0], [False, False])
+    assert tau >= 0 and accuracy == 0.0
 
 
 def test_pair_distances_match_a_loop():
@@ -314,10 +322,14 @@ def test_lfw_single_number_header_means_one_fold(tmp_path):
     ("2 1\nA 1 2\nA 1 B 1\n", "header announces 2 folds"),
     ("1 1\nA 1 2\nA one B 1\n", "line 3"),
     ("1 1\nA 1 2\nA 1 B 1 C\n", "line 3"),
+    ("3 0\n", "line 1: expected a header 'folds pairs' or 'pairs' of positive numbers"),
+    ("0\n", "line 1: expected a header"),
+    ("1 1 1\nA 1 2\nA 1 B 1\n", "line 1: expected a header"),
+    (b"PK\x03\x04\xff\xfe binary", "is not a UTF-8 text file"),
 ])
 def test_malformed_lfw_pairs_raise_naming_the_problem(tmp_path, text, match):
     pairs = tmp_path / "pairs.txt"
-    pairs.write_text(text)
+    pairs.write_bytes(text if isinstance(text, bytes) else text.encode())
     with pytest.raises(ValueError, match=match):
         read_lfw_pairs(pairs)
 

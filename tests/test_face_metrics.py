@@ -83,12 +83,14 @@ def naive_eer(distances, same):
 
 
 def naive_best_tau(distances, same):
-    """The smallest midpoint between neighbouring distances that gives the best accuracy."""
+    """The smallest candidate that gives the best accuracy: the midpoints between
+    neighbouring distances, one above them all, and half the smallest (accepting no pair)
+    when it is above 0, since a threshold on squared distances is >= 0."""
     values = sorted({float(d) for d in distances})
-    edges = [values[0] - 1.0] + values + [values[-1] + 1.0]
+    candidates = ([values[0] / 2] if values[0] > 0 else []) + [
+        (below + above) / 2 for below, above in itertools.pairwise(values + [values[-1] + 1.0])]
     best_tau, best_right = None, -1
-    for below, above in itertools.pairwise(edges):
-        tau = (below + above) / 2
+    for tau in candidates:
         right = sum((d <= tau) == s for d, s in zip(distances, same))
         if right > best_right:
             best_tau, best_right = tau, right

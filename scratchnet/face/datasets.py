@@ -176,12 +176,18 @@ def read_lfw_pairs(pairs_path):
     pairsDevTrain.txt) means one fold of n pairs of each kind. Raises ValueError
     naming the line when the file does not follow the format.
     """
-    with open(pairs_path, encoding="utf-8") as file:
-        lines = [line.split() for line in file if line.strip()]
+    try:
+        with open(pairs_path, encoding="utf-8") as file:
+            lines = [line.split() for line in file if line.strip()]
+    except UnicodeDecodeError:
+        raise ValueError(f"pairs_path: {pairs_path} is not a UTF-8 text file") from None
     if not lines:
         raise ValueError(f"pairs_path: {pairs_path} is empty")
     header = _ints(lines[0], pairs_path, 1)
-    n_folds, per_kind = (1, header[0]) if len(header) == 1 else header[:2]
+    if len(header) > 2 or min(header) < 1:
+        raise ValueError(f"pairs_path: {pairs_path} line 1: expected a header 'folds pairs' "
+                         f"or 'pairs' of positive numbers, got {' '.join(lines[0])!r}")
+    n_folds, per_kind = (1, header[0]) if len(header) == 1 else header
     if len(lines) - 1 != 2 * n_folds * per_kind:
         raise ValueError(f"pairs_path: the header announces {n_folds} folds of 2 x {per_kind} "
                          f"pairs, the file has {len(lines) - 1} pair lines")
@@ -283,7 +289,8 @@ def sample_pairs(labels, n_pairs, seed):
 
 
 def fit_threshold(distances, same):
-    """The tau for which "same person when d <= tau" classifies the pairs best; (tau, accuracy).
+    """The tau >= 0 for which "same person when d <= tau" classifies the pairs (d >= 0) best;
+    (tau, accuracy).
 
     >>> fit_threshold(np.array([0.1, 0.2, 0.9, 1.0]), np.array([True, True, False, False]))
     (0.55, 1.0)
@@ -297,10 +304,13 @@ def fit_threshold(distances, same):
     right = same_below + different_above
     ties = np.concatenate([[False], d[1:] == d[:-1], [False]])  # a cut between equal distances
     right[ties] = -1
+    if d[0] <= 0:
+        right[0] = -1             # no tau >= 0 accepts no pair when one is at distance 0
     k = int(np.argmax(right))
-    below = d[k - 1] if k > 0 else d[0] - 1.0
+    if k == 0:                    # accept none: halfway between 0 and the closest pair
+        return float(d[0] / 2), float(right[0] / len(d))
     above = d[k] if k < len(d) else d[-1] + 1.0
-    return float((below + above) / 2), float(right[k] / len(d))
+    return float((d[k - 1] + above) / 2), float(right[k] / len(d))
 
 
 def pair_distances(images, first, second, chunk=512):
