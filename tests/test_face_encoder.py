@@ -448,6 +448,10 @@ def rewrite_config(path, **changes):
     ({"version": 2}, "format version 2; this scratchnet reads version 1"),
     ({"architecture": {**SMALL, "width": 8}}, "weights do not fit its config"),
     ({"flip_average": "yes"}, "a config whose flip_average is 'yes', expected true or false"),
+    ({"architecture": "vgg"}, "a config whose architecture is str, expected a JSON object"),
+    ({"architecture": {**SMALL, "depth": 3}}, "architecture cannot be built: .*depth"),
+    ({"architecture": {**SMALL, "width": -1}}, "architecture cannot be built: width"),
+    ({"tau": -0.5}, "a config whose tau: expected a number >= 0, got -0.5"),
 ])
 def test_a_file_with_another_format_version_or_shape_is_refused(saved, changes, message):
     _, path = saved

@@ -179,7 +179,7 @@ def load_encoder(path, with_arrays=False):
     """The Encoder saved at `path` (and, with with_arrays=True, also all arrays of the file)."""
     arrays = _read_model_file(path)
     config = _read_config(arrays, path)
-    network = FaceEncoder(**config["architecture"])
+    network = _network_of(config["architecture"], path)
     state = {key[len(ENCODER_PREFIX):]: value for key, value in arrays.items()
              if key.startswith(ENCODER_PREFIX)}
     try:
@@ -189,9 +189,28 @@ def load_encoder(path, with_arrays=False):
     info = {key: value for key, value in config.items()
             if key not in ("format", "version", "architecture", "tau", "flip_average")}
     # files from before flip averaging have no such key: their f is the network alone
-    encoder = Encoder(network, tau=config["tau"], info=info,
-                      flip_average=config.get("flip_average", False))
+    try:
+        encoder = Encoder(network, tau=config["tau"], info=info,
+                          flip_average=config.get("flip_average", False))
+    except ValueError as error:
+        raise ValueError(f"model: {path} has a config whose {error}") from None
     return (encoder, arrays) if with_arrays else encoder
+
+
+def _network_of(architecture, path):
+    """The FaceEncoder that `architecture` (the config's entry) describes, or a ValueError
+    naming the file."""
+    if not isinstance(architecture, dict):
+        raise ValueError(f"model: {path} has a config whose architecture is "
+                         f"{type(architecture).__name__}, expected a JSON object")
+    try:
+        return FaceEncoder(**architecture)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"model: {path} has a config whose architecture cannot be built: "
+                         f"{error}") from None
+    except MemoryError:
+        raise ValueError(f"model: {path} has a config whose architecture is too large for "
+                         f"the memory: {architecture}") from None
 
 
 def _read_model_file(path):
