@@ -9,6 +9,7 @@ FaceDatabase; the bytes of files that must not change.
 import contextlib
 import io
 import json
+import os
 import re
 import shutil
 
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from scratchnet import cli
+from scratchnet import cli, serialize
 from scratchnet.face import (
     FaceDatabase,
     fit_tau,
@@ -30,7 +31,8 @@ ACTIONS = ["train", "verify", "calibrate", "evaluate", "enroll", "identify", "li
 TRAIN = ["--identities", "40", "--validation-identities", "20", "--steps", "4",
          "--batch-identities", "8", "--width", "4", "--convs-per-block", "2"]
 EVALUATE = ["--identities", "20", "--pairs", "200", "--enrolled", "5"]
-# the same training settings on less data (data is not part of what a checkpoint checks)
+# the same training settings on less data, for speed (a resumed run compares the settings
+# first, then the data)
 FEW = ["--identities", "8", "--per-identity", "2", "--validation-identities", "4", "--steps", "4",
        "--batch-identities", "8", "--width", "4", "--convs-per-block", "2"]
 REQUIRED_KEYS = {"verification_accuracy", "auc", "tau", "top1", "rejection"}
@@ -159,6 +161,39 @@ def test_train_refuses_bad_options(options, message, capsys, tmp_path, monkeypat
     assert re.search(message, err)
 
 
+def test_an_output_folder_that_cannot_be_written_is_refused_before_any_work(
+        trained, faces, capsys, tmp_path, monkeypatch):
+    read_only = tmp_path / "read-only"
+    read_only.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access",            # as a read-only disk answers (also for root)
+                        lambda path, mode: real_access(path, mode) and
+                        (os.path.abspath(path) != str(read_only) or not mode & os.W_OK))
+    status, out, err = run(capsys, "train", "--out", read_only / "m.npz", *TRAIN)
+    assert status == 2 and "training on" not in out
+    assert f"--out: cannot write in the folder {read_only}" in err
+    status, _, err = run(capsys, "enroll", "ada", faces["a0"], "--model", trained[0],
+                         "--db", read_only / "db.npz")
+    assert status == 2 and f"--db: cannot write in the folder {read_only}" in err
+    assert list(read_only.iterdir()) == []
+
+
+def test_a_disk_that_fills_during_a_write_is_one_line_and_exit_1(trained, faces, capsys,
+                                                                   tmp_path, monkeypatch):
+    db = tmp_path / "db.npz"
+    assert run(capsys, "enroll", "ada", faces["a0"], "--model", trained[0], "--db", db)[0] == 0
+    before = db.read_bytes()
+
+    def disk_full(file, arrays):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(serialize, "_write_archive", disk_full)
+    status, _, err = run(capsys, "enroll", "bob", faces["b0"], "--model", trained[0], "--db", db)
+    assert status == 1 and err == (f"scratchnet face enroll: error: cannot write "
+                                   f"{os.path.realpath(db)}: No space left on device\n")
+    assert db.read_bytes() == before and sorted(tmp_path.iterdir()) == [db]
+
+
 def test_more_synthetic_pictures_than_the_memory_holds_are_refused(trained, capsys, tmp_path,
                                                                    monkeypatch):
     """With 1 GiB available: 100,000 persons (and 20 for validation) of 10 pictures of 64 x 64,
@@ -198,6 +233,25 @@ def test_train_resume_with_other_settings_is_exit_2(capsys, trained, tmp_path):
     status, _, err = run(capsys, "train", "--out", tmp_path / "m.npz", *FEW, "--lr", "0.01",
                          "--resume")
     assert status == 2 and "other settings" in err
+    status, _, err = run(capsys, "train", "--out", tmp_path / "m.npz", *TRAIN,
+                         "--identities", "30", "--resume")        # the settings, other persons
+    assert status == 2 and "was made on other pictures" in err
+
+
+def test_data_and_pairs_folders_are_named_by_their_options(trained, capsys, tmp_path):
+    status, _, err = run(capsys, "train", "--out", tmp_path / "m.npz", *TRAIN,
+                         "--data", tmp_path / "missing")
+    assert status == 2 and f"error: --data: {tmp_path / 'missing'} is not a folder" in err
+    status, _, err = run(capsys, "evaluate", trained[0], "--data", tmp_path)
+    assert status == 2 and f"error: --data: no person in {tmp_path} has 2 readable" in err
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text("3 0\n")
+    status, _, err = run(capsys, "calibrate", pairs, "--model", trained[0],
+                         "--images-root", tmp_path / "missing")
+    assert status == 2 and f"error: --images-root: {tmp_path / 'missing'} is not a folder" in err
+    status, _, err = run(capsys, "calibrate", pairs, "--model", trained[0],
+                         "--images-root", tmp_path)
+    assert status == 2 and f"error: PAIRS: {pairs} line 1: expected a header" in err
 
 
 # ======================================================= evaluate
@@ -246,7 +300,9 @@ def test_evaluate_draws_zero_leaves_them_out_and_a_count_out_of_range_is_refused
     (["--enrolled", "0"], "argument --enrolled: expected a positive integer, got '0'"),
     (["--seed", "-1"], "argument --seed: expected an integer >= 0, got '-1'"),
     (["--roc", "missing-folder/roc.png"], "--roc: the folder .* does not exist"),
-    (["--pictures", "a-file"], "--pictures: a-file is a file; expected a folder"),
+    (["--pictures", "a-file"], "--pictures: expected a folder, got the file 'a-file'"),
+    (["--pictures", "a-file/sub"], "--pictures: cannot create the folder a-file/sub"),
+    (["--roc", "roc.jpg"], "--roc roc.jpg: the file name must end in .png"),
 ])
 def test_evaluate_refuses_bad_options_before_any_work(options, message, trained, capsys,
                                                       tmp_path, monkeypatch):

@@ -372,6 +372,11 @@ def test_identify_a_photo_without_a_face_and_an_empty_database(photos, capsys, t
     _, out, _ = run(capsys, "identify", NO_FACE, "--model", "dlib", "--db", db, "--json")
     assert json.loads(out) == {"image": NO_FACE, "box": None, "name": None, "distance": None,
                                "tau": pytest.approx(0.36)}
+    drawing = tmp_path / "answers.png"
+    status, _, err = run(capsys, "identify", NO_FACE, "--model", "dlib", "--db", db,
+                         "-o", drawing)
+    assert status == 0 and err.endswith(f"note: {drawing} not written: no face to draw\n")
+    assert not drawing.exists()
 
 
 @needs_models

@@ -128,6 +128,16 @@ def test_tau_follows_the_encoder_unless_given(path, encoder):
     assert FaceDatabase(path, encoder, tau=1.5).tau == 1.5
 
 
+def test_recognition_uses_the_encoders_tau_identify_when_it_has_one(path, encoder):
+    faces, images = enrolled(path, encoder, n_persons=1)
+    far = 1 - images[0]                    # f(1 - x) = -f(x): at squared distance 4
+    encoder.tau = 4.5
+    assert faces.identify(far) == ("p0", pytest.approx(4.0))
+    encoder.tau_identify = 3.5             # the 1:K threshold, fitted apart from tau
+    assert faces.tau == 3.5 and faces.identify(far) == (None, pytest.approx(4.0))
+    assert FaceDatabase(path, encoder, tau=4.5).identify(far)[0] == "p0"
+
+
 def test_a_stranger_is_not_recognized(path, encoder):
     faces, _ = enrolled(path, encoder)
     name, distance = faces.identify(1 - pictures(1, seed=99)[0])
@@ -248,6 +258,20 @@ def test_bulk_enrolment_writes_once_and_checks_its_rows(path, encoder):
     assert faces.names() == ["a", "b"]
 
 
+def test_bulk_replacement_puts_each_new_row_on_its_own_name(path, encoder):
+    faces = FaceDatabase(path, encoder)
+    faces.enroll_embeddings(["a", "b", "c"], np.eye(16)[:3], counts=[1, 2, 3])
+    faces.enroll_embeddings(["d", "c", "e", "a"], np.eye(16)[[10, 12, 14, 15]],
+                            counts=[4, 5, 6, 7], replace=True)
+    reopened = FaceDatabase(path, encoder)
+    assert reopened.names() == ["a", "b", "c", "d", "e"]
+    for name, row, count in (("a", 15, 7), ("b", 1, 2), ("c", 12, 5), ("d", 10, 4),
+                             ("e", 14, 6)):
+        assert reopened.picture_count(name) == count
+        names, distances = reopened.identify_embeddings(np.eye(16)[[row]])
+        assert names == [name] and distances.tolist() == [0.0]
+
+
 # ------------------------------------------------------------------ files it refuses
 
 def _refused(path, encoder, match):
@@ -264,6 +288,28 @@ def test_a_database_of_another_encoder_is_refused_untouched(path, encoder):
     error = _refused(path, ProjectionEncoder(seed=1), "another encoder")
     assert "projection-0-16" in str(error) and "projection-1-16" in str(error)
     _refused(path, ProjectionEncoder(seed=0, embedding_size=8), "embedding size 8")
+    same_fingerprint_other_size = ProjectionEncoder(seed=0, embedding_size=8)
+    same_fingerprint_other_size.fingerprint = encoder.fingerprint
+    error = _refused(path, same_fingerprint_other_size, "made with another encoder")
+    assert "embedding size 16), not this one" in str(error)
+
+
+DAMAGED_CONTENTS = {                    # what a damaged file holds, and what the refusal says
+    "a name twice": ({"names": np.array(["p0", "p1", "p0"])}, "a name appears twice"),
+    "an infinite encoding": ({"embeddings": np.full((3, 16), np.inf, np.float32)},
+                             "non-finite encodings"),
+    "a count of 0": ({"counts": np.array([1, 0, 1])}, "counts below 1"),
+    "float64 encodings": ({"embeddings": np.zeros((3, 16))}, "embeddings of dtype float64"),
+    "counts of floats": ({"counts": np.ones(3)}, "counts of dtype float64"),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGED_CONTENTS)
+def test_a_file_with_damaged_contents_is_refused_untouched(path, encoder, damage):
+    enrolled(path, encoder)
+    changes, match = DAMAGED_CONTENTS[damage]
+    save_npz(path, {**load_npz(path), **changes})
+    assert ": damaged: " in str(_refused(path, encoder, match))
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "empty", "other arrays",

@@ -37,7 +37,6 @@ import sys
 import time
 
 import numpy as np
-from PIL import Image
 
 from ..device import DEVICES, to_device
 from ..face import (
@@ -59,12 +58,13 @@ from ..face.datasets import LFW_NAME
 from ..face.dlib.files import ModelFileNotFound
 from ..face.dlib.pipeline import DlibFaceEncoder, draw_faces, faces_in_photo, load_photo
 from ..io.dlib_format import DlibFormatError
-from ..io.images import save_image
+from ..io.images import image_shape, save_image
 from . import (
     FLOAT32_BYTES,
     InputError,
     check_file_output,
     check_memory,
+    checked_folder,
     guarded,
     int_at_least,
     int_between,
@@ -329,7 +329,10 @@ def _training_data(args):
         validation = synthetic_faces(args.validation_identities, PICTURES_PER_HELD_OUT_PERSON,
                                      seed=VALIDATION_SEED, size=TRAINING_SIZE)
         return train_set, validation, f"synthetic faces (seed {TRAIN_SEED})"
-    images, labels, names = load_image_folder(args.data, min_per_identity=2, note=_note)
+    try:
+        images, labels, names = load_image_folder(args.data, min_per_identity=2, note=_note)
+    except (ValueError, FileNotFoundError) as error:
+        raise _for_option(error, "root", "--data") from None
     persons = np.random.default_rng(args.seed).permutation(len(names))
     held_out = np.isin(labels, persons[:max(2, len(names) // 10)])
     if held_out.all() or len(np.unique(labels[~held_out])) < 2:
@@ -404,7 +407,9 @@ def _add_calibrate(actions):
     parser = actions.add_parser(
         "calibrate", help="fit tau on your own labelled pairs",
         description="Fit the model's tau on pairs of pictures known to show one person or "
-        "two, and store it in the model file (rewritten atomically). PAIRS is a text file "
+        "two, and store it in the model file (rewritten atomically). That tau is the one "
+        "verify uses; identify uses tau_identify, fitted by training for recognition 1:K, "
+        "and left as it is (give identify --tau to use another). PAIRS is a text file "
         "of lines 'IMG1 IMG2 1' (same person) or 'IMG1 IMG2 0' (two persons), paths "
         "relative to the file's folder; or LFW's pairs.txt with --images-root.")
     parser.add_argument("pairs", metavar="PAIRS")
@@ -445,10 +450,12 @@ def _read_pairs(path, images_root):
     if not os.path.isfile(path):
         raise InputError(f"PAIRS: no file at {path}")
     if images_root is not None:
+        if not os.path.isdir(images_root):
+            raise InputError(f"--images-root: {images_root} is not a folder")
         try:
             folds = read_lfw_pairs(path)
         except ValueError as error:
-            raise InputError(str(error)) from None
+            raise _for_option(error, "pairs_path", "PAIRS") from None
         pairs = [(os.path.join(images_root, LFW_NAME.format(name=a, index=i)),
                   os.path.join(images_root, LFW_NAME.format(name=b, index=j)), s)
                  for first, second, same in folds
@@ -553,7 +560,7 @@ def run_evaluate(args):
             images, labels, _ = load_image_folder(args.data, size=encoder.image_size,
                                                   min_per_identity=2, note=note)
         except (ValueError, FileNotFoundError) as error:
-            raise InputError(str(error)) from None
+            raise _for_option(error, "root", "--data") from None
         source = args.data
     note(f"evaluating on {len(images)} pictures of {len(np.unique(labels))} persons ({source})")
     _note_what_the_persons_allow(args, labels, note)
@@ -590,9 +597,11 @@ def run_evaluate(args):
 def _check_evaluation_outputs(args):
     """--roc and --pictures can be written: said before the evaluation, not after it."""
     if args.roc:
+        if os.path.splitext(args.roc)[1].lower() != ".png":
+            raise InputError(f"--roc {args.roc}: the file name must end in .png")
         check_file_output(args.roc, "--roc")
-    if args.pictures and os.path.exists(args.pictures) and not os.path.isdir(args.pictures):
-        raise InputError(f"--pictures: {args.pictures} is a file; expected a folder")
+    if args.pictures:
+        checked_folder(args.pictures, "--pictures")
 
 
 def _note_what_the_persons_allow(args, labels, note):
@@ -653,9 +662,13 @@ def _add_database_actions(actions):
     remove.set_defaults(run=guarded(run_remove))
 
 
-def _open_database(args, tau=None):
-    encoder = _open_encoder(args)
+def _open_database(args, tau=None, writes=False):
+    """The database of --db (or the default one) for the encoder of --model; `writes`: the
+    action rewrites the file, so its folder must exist and be writable."""
     path = args.db or (DEFAULT_DLIB_DB if _uses_dlib(args) else DEFAULT_DB)
+    if writes:
+        check_file_output(path, "--db")
+    encoder = _open_encoder(args)
     try:
         return FaceDatabase(path, encoder, tau=tau)
     except (DatabaseError, FileNotFoundError, ValueError) as error:
@@ -670,7 +683,7 @@ def _note_if_missing(database):
 
 
 def run_enroll(args):
-    database = _open_database(args)
+    database = _open_database(args, writes=True)
     if _uses_dlib(args):
         faces = [_largest_face(path, args.dlib_models) for path in args.images]
         chips = np.stack([face.chip for face in faces])
@@ -711,6 +724,8 @@ def _identify_faces(args, database):
         if not faces:
             print(json.dumps({"image": path, "box": None, "name": None, "distance": None,
                               "tau": database.tau}) if args.json else f"{path}: no face found")
+            if args.out is not None:
+                print(f"note: {args.out} not written: no face to draw", file=sys.stderr)
             continue
         chips = np.stack([face.chip for face in faces])
         names, distances = database.identify_many(chips.transpose(0, 3, 1, 2))  # -> (n, 3, H, W)
@@ -751,7 +766,7 @@ def run_list(args):
 
 
 def run_remove(args):
-    database = _open_database(args)
+    database = _open_database(args, writes=True)
     try:
         database.remove(args.name)
     except NotEnrolledError as error:
@@ -885,7 +900,7 @@ def _load_pictures(paths, size, note=print):
     for path in paths:
         try:
             pictures.append(load_face_image(path, size=size))
-            resized += _side_lengths(path) != (size, size)
+            resized += image_shape(path) != (size, size)
         except (OSError, ValueError) as error:
             raise InputError(f"IMG: cannot read {path}: {error}") from None
     if resized and note is not None:
@@ -894,9 +909,13 @@ def _load_pictures(paths, size, note=print):
     return np.stack(pictures)
 
 
-def _side_lengths(path):
-    with Image.open(path) as image:
-        return image.height, image.width
+def _for_option(error, argument, option):
+    """An InputError saying what `error` says, naming the command's `option` where the
+    library's message names its `argument` ("root: ..." -> "--data: ...")."""
+    message = str(error)
+    if message.startswith(f"{argument}: "):
+        message = message[len(argument) + 2:]
+    return InputError(f"{option}: {message}")
 
 
 def _note(line):

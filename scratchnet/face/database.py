@@ -176,7 +176,7 @@ class FaceDatabase:
         if not replace and not is_new.all():
             taken = names[int(np.argmin(is_new))]
             raise ValueError(f"name: {taken!r} is already enrolled in {self.path} (from "
-                             f"{self.picture_count(taken)} pictures); pass replace=True "
+                             f"{self.picture_count(taken)} picture(s)); pass replace=True "
                              f"(--replace) to replace it")
         all_names = self._names + [name for name, new in zip(names, is_new) if new]
         all_embeddings = np.concatenate([self._embeddings, embeddings[is_new]])
