@@ -26,6 +26,8 @@ from scratchnet.face import (
     synthetic_faces,
 )
 from scratchnet.face.evaluation import classifiers_from_arrays
+from scratchnet.face.training import Trainer
+from scratchnet.serialize import load_npz
 
 ACTIONS = ["train", "verify", "calibrate", "evaluate", "enroll", "identify", "list", "remove"]
 TRAIN = ["--identities", "40", "--validation-identities", "20", "--steps", "4",
@@ -236,6 +238,28 @@ def test_train_resume_with_other_settings_is_exit_2(capsys, trained, tmp_path):
     status, _, err = run(capsys, "train", "--out", tmp_path / "m.npz", *TRAIN,
                          "--identities", "30", "--resume")        # the settings, other persons
     assert status == 2 and "was made on other pictures" in err
+
+
+def test_ctrl_c_during_training_says_how_to_continue(capsys, tmp_path, monkeypatch):
+    real_step = Trainer.train_step
+
+    def interrupted_at_step_3(trainer):
+        if trainer.step == 2:
+            raise KeyboardInterrupt
+        return real_step(trainer)
+
+    monkeypatch.setattr(Trainer, "train_step", interrupted_at_step_3)
+    out = tmp_path / "m.npz"
+    status, _, err = run(capsys, "train", "--out", out, *FEW, "--checkpoint-every", "1")
+    checkpoint = tmp_path / "m.checkpoint.npz"
+    assert status == 130 and err == (f"interrupted: {checkpoint} holds the last checkpoint "
+                                     f"(every 1 steps); the same command with --resume "
+                                     f"continues from it\n")
+    assert load_npz(checkpoint)["trainer.step"] == 2 and not out.exists()
+    monkeypatch.undo()
+    status, out_text, _ = run(capsys, "train", "--out", out, *FEW, "--checkpoint-every", "1",
+                              "--resume")
+    assert status == 0 and f"resumed from {checkpoint} at step 2" in out_text
 
 
 def test_data_and_pairs_folders_are_named_by_their_options(trained, capsys, tmp_path):

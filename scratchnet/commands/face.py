@@ -274,6 +274,12 @@ def run_train(args):
                                  resume=args.resume, report=_progress_printer(args.print_every))
     except (ValueError, FileNotFoundError) as error:     # --resume without a fitting checkpoint
         raise InputError(str(error)) from None
+    except KeyboardInterrupt:
+        print(f"interrupted: {checkpoint} holds the last checkpoint (every "
+              f"{args.checkpoint_every} steps); the same command with --resume continues "
+              f"from it" if os.path.exists(checkpoint) else "interrupted before the first "
+              f"checkpoint", file=sys.stderr)
+        return 130
     print("fitting the pair classifiers on pairs of training persons ...", flush=True)
     embeddings, pairs = evaluation.encode_pairs(
         encoder, images, sample_pairs(labels, CLASSIFIER_PAIRS, args.seed))
@@ -495,9 +501,10 @@ def _add_evaluate(actions):
     parser = actions.add_parser(
         "evaluate", help="measure verification and one-shot recognition",
         description="Verification: 10-fold accuracy as in LFW's protocol, AUC, TAR at FAR "
-        "1e-2 and 1e-3 over 6000 balanced pairs, and the two pair classifiers. Recognition: "
-        "100 persons enrolled from one picture each; top1 = their other pictures answered "
-        "with the right name, rejection = pictures of 100 other persons answered 'not "
+        "1e-2 and 1e-3 over --pairs balanced pairs, and the two pair classifiers. "
+        "Recognition: --enrolled persons enrolled from one picture each; top1 = their other "
+        "pictures answered with the right name, rejection = pictures of as many other "
+        "persons answered 'not "
         "recognized', both at the model's tau; the same averaged over --draws draws of the "
         "enrolled persons, and for each draw the best threshold chosen on these persons (the "
         "tau that maximises the smaller of top1 and rejection: an upper bound for any fitted "
@@ -767,6 +774,7 @@ def run_list(args):
 
 def run_remove(args):
     database = _open_database(args, writes=True)
+    _note_if_missing(database)
     try:
         database.remove(args.name)
     except NotEnrolledError as error:
