@@ -37,10 +37,12 @@ adds them back the same way. NumPy's copy loops run these as fast as any
 hand-written loop measured here, so the work that matters is the matrix
 product, which runs in BLAS. docs/derivations.md derives the two gradients.
 
-A 3x3 filter with stride 1 and at least 16 input channels runs instead as
-Winograd's F(4x4, 3x3) in kernels.winograd, which needs 4 times fewer
-products: the forward pass, the input gradient (as a correlation with the
-flipped filters) and the weight gradient. It reads x where it lies, taking
+A filter that is 3x3 in height and width, with stride 1, no dilation, one
+group, and at least 16 rows of products (input channels times filter depth:
+16 channels of a 2-D 3x3 filter, 6 of a 3x3x3 one) runs instead as
+Winograd's F(4x4, 3x3) in kernels.winograd (winograd.applies says when),
+which needs 4 times fewer products: the forward pass, the input gradient
+(as a correlation with the flipped filters) and the weight gradient. It reads x where it lies, taking
 the positions in the padding as zeros, instead of a zero-padded copy.
 """
 
@@ -74,6 +76,8 @@ def conv_forward(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
     """y = conv(x, w) + b for 1-3 spatial dims (read from x.ndim - 2)."""
     x, w, b, geo = _check_forward(x, w, b, stride, padding, dilation, groups)
     n_out = w.shape[0]
+    if x.shape[0] == 0:                  # an empty batch: nothing to compute, nor to tile
+        return np.zeros((0, n_out) + _spatial(geo.out_sizes, geo), dtype=x.dtype)
     y = _correlate(x, w, geo)
     if b is not None:
         y += b.reshape((1, n_out) + (1,) * geo.n_spatial)
@@ -102,10 +106,12 @@ def conv_backward_input(dy, w, x_shape, stride=1, padding=0, dilation=1, groups=
     transforms all 64 channels of dy).
     """
     w = check_float_array("w", w, ndim=(3, 4, 5))
-    x_shape = check_shape("x_shape", x_shape, ndim=w.ndim)
+    x_shape = check_shape("x_shape", x_shape, ndim=w.ndim, empty_batch=True)
     geo = _geometry(x_shape, w.shape, stride, padding, dilation, groups)
     dy = _check_dy(dy, x_shape[0], w.shape[0], geo)
     check_same_dtype(dy=dy, w=w)
+    if x_shape[0] == 0:                  # an empty batch: nothing to compute, nor to tile
+        return np.zeros(x_shape, dtype=dy.dtype)
     transposed = _transposed_geometry(geo)
     if transposed is not None:
         as_winograd = (winograd.applies(transposed, w.shape[0])
@@ -123,6 +129,8 @@ def conv_backward_weight(dy, x, w_shape, stride=1, padding=0, dilation=1, groups
     dy = _check_dy(dy, x.shape[0], w_shape[0], geo)
     check_same_dtype(dy=dy, x=x)
     n_batch, n_out = dy.shape[0], w_shape[0]
+    if n_batch == 0:                     # a sum over an empty batch
+        return np.zeros(w_shape, dtype=x.dtype)
     if winograd.applies(geo, x.shape[1]):
         dy_3d = dy.reshape(_lift_shape(dy.shape))
         return winograd.weight_gradient(x.reshape(_lift_shape(x.shape)), dy_3d, geo.kernel[0],
@@ -155,7 +163,7 @@ def conv_backward_bias(dy):
 
 def conv_output_shape(x_shape, w_shape, stride=1, padding=0, dilation=1, groups=1):
     """Shape of conv_forward(x, w, ...) without computing it."""
-    x_shape = check_shape("x_shape", x_shape)
+    x_shape = check_shape("x_shape", x_shape, empty_batch=True)
     w_shape = check_shape("w_shape", w_shape, ndim=len(x_shape))
     if len(x_shape) not in (3, 4, 5):
         raise ValueError(f"x_shape must have 3, 4 or 5 entries, got {x_shape}")
@@ -273,6 +281,9 @@ def _geometry(x_shape, w_shape, stride, padding, dilation, groups):
     """Validate the convolution's arguments and lift them to 3-D."""
     n_spatial = len(x_shape) - 2
     in_channels, out_channels = x_shape[1], w_shape[0]
+    if min(w_shape) < 1:
+        raise ValueError(f"w must have at least 1 filter, 1 channel and a kernel size of at "
+                         f"least 1 in every spatial dimension, got w shape {tuple(w_shape)}")
     if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
         raise ValueError(f"groups must be a positive int, got {groups!r}")
     if in_channels % groups or out_channels % groups:

@@ -316,6 +316,22 @@ def test_output_shape_matches_forward():
     assert kernels.conv_output_shape(x.shape, w.shape, **args) == (2, 6, 6, 3)
 
 
+@pytest.mark.parametrize("n_spatial, c_in", [(1, 3), (2, 3), (2, 16), (3, 8)])  # 16, 8: Winograd
+def test_an_empty_batch_gives_empty_outputs_and_a_zero_weight_gradient(n_spatial, c_in):
+    torch = pytest.importorskip("torch")
+    x = np.zeros((0, c_in) + (6,) * n_spatial)
+    w = np.ones((4, c_in) + (3,) * n_spatial)
+    b = np.ones(4)
+    xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    yt = getattr(torch.nn.functional, f"conv{n_spatial}d")(xt, wt, torch.tensor(b), padding=1)
+    yt.sum().backward()
+    y = kernels.conv_forward(x, w, b, padding=1)
+    assert y.shape == tuple(yt.shape) == kernels.conv_output_shape(x.shape, w.shape, padding=1)
+    assert kernels.conv_backward_input(y, w, x.shape, padding=1).shape == x.shape
+    np.testing.assert_array_equal(kernels.conv_backward_weight(y, x, w.shape, padding=1),
+                                  wt.grad.numpy())
+
+
 # ---------------------------------------------------------------- bad input
 
 X = np.zeros((2, 4, 8, 8))
@@ -339,6 +355,8 @@ W = np.zeros((6, 4, 3, 3))
     (lambda: kernels.conv_forward(X.astype(int), W), TypeError, r"x must have dtype float32 or float64, got int"),
     (lambda: kernels.conv_forward(X.tolist(), W), TypeError, r"x must be a numpy.ndarray, got list"),
     (lambda: kernels.conv_forward(X, W, b=np.zeros(5)), ValueError, r"b must have shape \(6,\)"),
+    (lambda: kernels.conv_forward(X, np.zeros((6, 4, 0, 3))), ValueError,
+     r"w must have .* a kernel size of at least 1 in every spatial dimension, got w shape \(6, 4, 0, 3\)"),
     (lambda: kernels.conv_backward_input(np.zeros((2, 6, 5, 5)), W, X.shape), ValueError, r"dy must have shape \(2, 6, 6, 6\)"),
     (lambda: kernels.conv_backward_input(np.zeros((2, 6, 6, 6)), W, (2, 4, 8)), ValueError, r"x_shape must have 4 entries"),
     (lambda: kernels.conv_backward_input(np.zeros((2, 6, 6, 6)), W, (2, 4, 0, 8)), ValueError, r"x_shape must hold positive sizes"),
