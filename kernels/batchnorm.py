@@ -44,7 +44,7 @@ SUMS_IN_ANY_ORDER = {"reassoc"}   # fastmath flags for the loops that add up a c
 def batch_norm_statistics(z):
     """(mu, sigma2): each channel's mean and biased variance over batch and positions, float64."""
     z_flat = _flat("z", z)
-    _check_statistics_input(z_flat, z.shape)
+    _check_statistics_input("z", z_flat, z.shape)
     return _statistics(z_flat)
 
 
@@ -56,6 +56,7 @@ def batch_norm_forward(z, mu, sigma2, gamma, beta, eps):
     z_flat = _flat("z", z)
     mu, sigma2, gamma, beta = _per_channel(z_flat, _vector, mu=mu, sigma2=sigma2, gamma=gamma,
                                            beta=beta)
+    _check_eps(eps, batch_statistics=False)
     z_tilde, z_norm = np.empty_like(z_flat), np.empty_like(z_flat)
     _normalise(z_flat, mu, 1.0 / np.sqrt(sigma2 + eps), gamma, beta, z_tilde, z_norm)
     return z_tilde.reshape(z.shape), z_norm.reshape(z.shape)
@@ -63,7 +64,8 @@ def batch_norm_forward(z, mu, sigma2, gamma, beta, eps):
 
 def batch_norm_backward(g, z_norm, sigma2, gamma, eps, batch_statistics):
     """(dJ/dz, dJ/dgamma, dJ/dbeta) given g = dJ/dz~ and the forward pass's z_norm and sigma2."""
-    g_flat, z_norm_flat, sigma2, gamma = _check_backward(g, z_norm, sigma2, gamma, _flat, _vector)
+    g_flat, z_norm_flat, sigma2, gamma = _check_backward(g, z_norm, sigma2, gamma, eps,
+                                                         batch_statistics, _flat, _vector)
     dz = np.empty_like(g_flat)
     dgamma, dbeta = _backward(g_flat, z_norm_flat, gamma / np.sqrt(sigma2 + eps),
                               bool(batch_statistics), dz)
@@ -73,7 +75,7 @@ def batch_norm_backward(g, z_norm, sigma2, gamma, eps, batch_statistics):
 def _flat(name, a):
     """Validate a (N, n_C, *spatial) array and view it as (N, n_C, P)."""
     a = check_float_array(name, a, ndim=(2, 3, 4, 5))
-    return a.reshape(a.shape[0], a.shape[1], -1)
+    return a.reshape(a.shape[0], a.shape[1], int(np.prod(a.shape[2:])))  # P given: N may be 0
 
 
 def _vector(name, vector):
@@ -84,18 +86,31 @@ def _vector(name, vector):
 # The checks below are shared with the GPU twin (kernels.cuda.batchnorm), which
 # passes its own `flat` and `convert` for the arrays and the per-channel vectors.
 
-def _check_statistics_input(z_flat, shape):
+def _check_statistics_input(name, z_flat, shape):
     if z_flat.shape[0] * z_flat.shape[2] < 1:
-        raise ValueError(f"z: expected at least one value per channel, got shape {shape}")
+        raise ValueError(f"{name}: expected at least one value per channel, got shape {shape}")
 
 
-def _check_backward(g, z_norm, sigma2, gamma, flat, convert):
+def _check_eps(eps, batch_statistics):
+    """Raise unless eps >= 0 (sqrt(sigma2 + eps) must be real), and eps > 0 with batch
+    statistics, whose sigma2 is 0 for a constant channel: PyTorch's rules."""
+    expected = "a positive number" if batch_statistics else "a number >= 0"
+    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.integer, np.floating)):
+        raise TypeError(f"eps: expected {expected}, got {eps!r}")
+    if not (eps > 0 if batch_statistics else eps >= 0):
+        raise ValueError(f"eps: expected {expected}, got {eps!r}")
+
+
+def _check_backward(g, z_norm, sigma2, gamma, eps, batch_statistics, flat, convert):
     """(g, z_norm) viewed as (N, n_C, P) by `flat`, and (sigma2, gamma) by `convert`."""
     g_flat, z_norm_flat = flat("g", g), flat("z_norm", z_norm)
     if g_flat.shape != z_norm_flat.shape:
         raise ValueError(f"g: expected z_norm's shape {z_norm.shape}, got {g.shape}")
     check_same_dtype(g=g_flat, z_norm=z_norm_flat)
     sigma2, gamma = _per_channel(g_flat, convert, sigma2=sigma2, gamma=gamma)
+    _check_eps(eps, batch_statistics)
+    if batch_statistics:      # the means over the channel's m values need m >= 1
+        _check_statistics_input("g", g_flat, g.shape)
     return g_flat, z_norm_flat, sigma2, gamma
 
 

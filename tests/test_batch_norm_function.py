@@ -90,7 +90,9 @@ def test_running_estimates_are_updated_in_place_by_the_formula():
     x = np.array([[1.0, 0.0], [3.0, 4.0]])
     running_mean, running_var = np.array([10.0, 0.0]), np.array([1.0, 1.0])
     arrays = running_mean, running_var
-    y = F.batch_norm(Tensor(x), running_mean, running_var, training=True, momentum=0.5, eps=0.0)
+    # eps must be positive in training, as in torch; 1e-12 moves y by 5e-13
+    y = F.batch_norm(Tensor(x), running_mean, running_var, training=True, momentum=0.5,
+                     eps=1e-12)
     assert arrays[0] is running_mean and arrays[1] is running_var
     np.testing.assert_allclose(running_mean, [0.5 * 10 + 0.5 * 2, 0.5 * 0 + 0.5 * 2])
     np.testing.assert_allclose(running_var, [0.5 * 1 + 0.5 * 2, 0.5 * 1 + 0.5 * 8])
@@ -144,7 +146,8 @@ def test_evaluation_is_the_affine_map_of_the_running_estimates():
 
 def test_training_output_has_zero_mean_and_unit_variance_per_channel():
     x = draw((8, 3, 5, 5), seed=6)[0]
-    y = F.batch_norm(Tensor(x), None, None, training=True, eps=0.0).data
+    # eps must be positive in training; with sigma2 near 9, 1e-14 moves the variance by 1e-15
+    y = F.batch_norm(Tensor(x), None, None, training=True, eps=1e-14).data
     np.testing.assert_allclose(y.mean(axis=(0, 2, 3)), 0.0, atol=1e-13)
     np.testing.assert_allclose(y.var(axis=(0, 2, 3)), 1.0, rtol=1e-12)
 
@@ -169,3 +172,71 @@ def test_bad_calls_are_named():
         F.batch_norm(Tensor(np.ones((1, 2))), None, None, training=True)
     with pytest.raises(ValueError, match=r"input: expected \(N, C, ...\)"):
         F.batch_norm(Tensor(np.ones(4)), None, None, training=True)
+
+
+X = np.arange(12.0).reshape(4, 3)
+
+
+@pytest.mark.parametrize("arguments, error, message", [
+    (dict(running_mean=np.zeros(3), running_var=None, training=True), ValueError,
+     "running_mean and running_var must either both be None or neither be None"),
+    (dict(running_mean=None, running_var=np.ones(3), training=False), ValueError,
+     "running_mean and running_var must either both be None or neither be None"),
+    (dict(running_mean=np.zeros(4), running_var=np.ones(4), training=False), ValueError,
+     r"running_mean: expected shape \(3,\), one entry per channel of input \(4, 3\), got \(4,\)"),
+    (dict(running_mean=np.zeros(3), running_var=np.ones(1), training=True), ValueError,
+     r"running_var: expected shape \(3,\).*got \(1,\)"),
+    (dict(running_mean=np.zeros(3), running_var=[1.0, 1.0, 1.0], training=True), TypeError,
+     "running_var: expected a Tensor or an array of shape \\(3,\\), got list"),
+    (dict(running_mean=np.zeros(3), running_var=np.ones(3), weight=Tensor(np.ones(4)),
+          training=True), ValueError, r"weight: expected shape \(3,\).*got \(4,\)"),
+    (dict(running_mean=np.zeros(3), running_var=np.ones(3), bias=np.zeros((3, 1)),
+          training=True), ValueError, r"bias: expected shape \(3,\).*got \(3, 1\)"),
+    (dict(running_mean=np.zeros(3), running_var=np.ones(3), training=True, eps=-1e-5),
+     ValueError, r"eps must be positive during training.*got -1e-05"),
+    (dict(running_mean=None, running_var=None, training=True, eps=0.0), ValueError,
+     r"eps must be positive during training"),
+    (dict(running_mean=np.zeros(3), running_var=np.ones(3), training=False, eps=-1.0),
+     ValueError, r"eps: expected a number >= 0, got -1.0"),
+])
+def test_bad_arguments_are_refused_before_the_running_estimates_change(arguments, error,
+                                                                         message):
+    arguments = dict(arguments)
+    saved = {name: np.copy(arguments[name]) for name in ("running_mean", "running_var")
+             if isinstance(arguments[name], np.ndarray)}
+    with pytest.raises(error, match=message):
+        F.batch_norm(Tensor(X), **arguments)
+    for name, before in saved.items():
+        np.testing.assert_array_equal(arguments[name], before, err_msg=name)
+
+
+def test_plain_arrays_are_accepted_as_by_every_other_op():
+    mean, var = np.zeros(3), np.ones(3)
+    from_array = F.batch_norm(X, mean, var, training=True)
+    np.testing.assert_array_equal(from_array.data,
+                                  F.batch_norm(Tensor(X), np.zeros(3), np.ones(3),
+                                               training=True).data)
+    np.testing.assert_allclose(mean, 0.1 * X.mean(axis=0))
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_tensor_running_estimates_work_as_in_torch(training):
+    torch = pytest.importorskip("torch")
+    x, gamma, beta, mean, var = draw((4, 3, 5), seed=11)
+    mean_t, var_t = torch.tensor(mean), torch.tensor(var)
+    expected = torch.nn.functional.batch_norm(torch.tensor(x), mean_t, var_t, torch.tensor(gamma),
+                                              torch.tensor(beta), training=training)
+    ours_mean, ours_var = Tensor(mean.copy()), Tensor(var.copy())
+    y = F.batch_norm(Tensor(x), ours_mean, ours_var, Tensor(gamma), Tensor(beta),
+                     training=training)
+    np.testing.assert_allclose(y.data, expected.numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(ours_mean.data, mean_t.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(ours_var.data, var_t.numpy(), rtol=1e-12)
+
+
+def test_an_empty_batch_normalises_to_an_empty_output_in_evaluation():
+    torch = pytest.importorskip("torch")
+    x = np.zeros((0, 3, 4))
+    expected = torch.nn.functional.batch_norm(torch.tensor(x), torch.zeros(3, dtype=torch.float64),
+                                              torch.ones(3, dtype=torch.float64))
+    assert F.batch_norm(x, np.zeros(3), np.ones(3)).shape == tuple(expected.shape)

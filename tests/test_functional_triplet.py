@@ -119,6 +119,13 @@ def test_batch_triplet_loss_is_the_loss_on_the_mined_rows(k):
     assert fraction_active == np.mean(per_triplet > 0)
 
 
+def test_batch_triplet_loss_takes_a_plain_array_as_every_op_does():
+    E = np.random.default_rng(5).standard_normal((6, 3))
+    loss, active = F.batch_triplet_loss(E, LABELS, alpha=0.5, strategy="all")
+    expected, expected_active = F.batch_triplet_loss(Tensor(E), LABELS, alpha=0.5, strategy="all")
+    assert loss.item() == expected.item() and active == expected_active
+
+
 def test_fraction_active_by_hand():
     # two identities on a line: 0 at x=0 and x=1, 1 at x=10 and x=12
     E = Tensor(np.array([[0.0], [1.0], [10.0], [12.0]]))

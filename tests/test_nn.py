@@ -615,6 +615,16 @@ def test_flatten_against_torch():
     assert_matches_torch_module(nn.Flatten(1, 2), torch.nn.Flatten(1, 2), x)
 
 
+def test_an_empty_batch_goes_through_conv_pool_and_flatten_as_in_torch():
+    torch = pytest.importorskip("torch")
+    ours = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.MaxPool2d(2), nn.Flatten())
+    theirs = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.MaxPool2d(2),
+                                 torch.nn.Flatten())
+    x = np.zeros((0, 3, 6, 6))
+    y = ours.double()(Tensor(x))
+    assert y.shape == tuple(theirs.double()(torch.tensor(x)).shape) == (0, 36)
+
+
 # ======================================================= dropout
 
 def test_dropout_scales_kept_entries_and_is_identity_in_eval():
@@ -758,6 +768,14 @@ def test_batch_norm_refuses_wrong_inputs():
         nn.BatchNorm2d(3)(Tensor(np.zeros((2, 3, 4))))
     with pytest.raises(ValueError, match="more than 1 value per channel"):
         nn.BatchNorm1d(3)(Tensor(np.zeros((1, 3))))
+
+
+def test_batch_norm_counts_only_the_batches_it_accepted():
+    bn = nn.BatchNorm1d(3)
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        bn(Tensor(np.zeros((1, 3))))
+    assert int(bn.num_batches_tracked) == 0
+    np.testing.assert_array_equal(bn.running_mean, np.zeros(3))
 
 
 @pytest.mark.parametrize("layer_class, shape", BN_INPUTS)

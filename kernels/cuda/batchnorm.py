@@ -21,7 +21,7 @@ import numba
 import numpy as np
 from numba import cuda
 
-from ..batchnorm import _check_backward, _check_statistics_input, _per_channel
+from ..batchnorm import _check_backward, _check_eps, _check_statistics_input, _per_channel
 from ._device import check_device_array, empty, launch
 
 REDUCE_THREADS = 256      # threads of a per-channel reduction block (a power of 2)
@@ -30,7 +30,7 @@ REDUCE_THREADS = 256      # threads of a per-channel reduction block (a power of
 def batch_norm_statistics(z):
     """(mu, sigma2): each channel's mean and biased variance, float64 device arrays (n_C,)."""
     z_flat = _flat("z", z)
-    _check_statistics_input(z_flat, z.shape)
+    _check_statistics_input("z", z_flat, z.shape)
     n_channels = z_flat.shape[1]
     mu, sigma2 = empty((n_channels,), np.float64), empty((n_channels,), np.float64)
     _statistics_kernel[n_channels, REDUCE_THREADS](z_flat, mu, sigma2)
@@ -42,6 +42,7 @@ def batch_norm_forward(z, mu, sigma2, gamma, beta, eps):
     z_flat = _flat("z", z)
     mu, sigma2, gamma, beta = _per_channel(z_flat, _vector, mu=mu, sigma2=sigma2, gamma=gamma,
                                            beta=beta)
+    _check_eps(eps, batch_statistics=False)
     z_tilde, z_norm = empty(z_flat.shape, z.dtype), empty(z_flat.shape, z.dtype)
     launch(_normalise_kernel, z_flat.size, z_flat, mu, sigma2, gamma, beta, float(eps),
            z_tilde, z_norm)
@@ -50,7 +51,8 @@ def batch_norm_forward(z, mu, sigma2, gamma, beta, eps):
 
 def batch_norm_backward(g, z_norm, sigma2, gamma, eps, batch_statistics):
     """(dJ/dz, dJ/dgamma, dJ/dbeta) given g = dJ/dz~ and the forward pass's z_norm and sigma2."""
-    g_flat, z_norm_flat, sigma2, gamma = _check_backward(g, z_norm, sigma2, gamma, _flat, _vector)
+    g_flat, z_norm_flat, sigma2, gamma = _check_backward(g, z_norm, sigma2, gamma, eps,
+                                                         batch_statistics, _flat, _vector)
     n_channels = g_flat.shape[1]
     sums = empty((n_channels, 2), np.float64)           # S_g, S_gz per channel
     _gradient_sums_kernel[n_channels, REDUCE_THREADS](g_flat, z_norm_flat, sums)

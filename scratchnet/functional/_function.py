@@ -50,7 +50,7 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs, **params):
-        inputs = tuple(x if isinstance(x, Tensor) else Tensor(x) for x in inputs)
+        inputs = tuple(as_tensor(x) for x in inputs)
         common_device(cls.__name__, [x.data for x in inputs])
         fn = cls()
         fn.needs_input_grad = tuple(x.requires_grad for x in inputs)
@@ -66,6 +66,11 @@ class Function:
 
     def backward(self, grad_output):
         raise NotImplementedError(f"{type(self).__name__} must define backward")
+
+
+def as_tensor(x):
+    """x itself when it is a Tensor, else a Tensor holding it: every op takes arrays too."""
+    return x if isinstance(x, Tensor) else Tensor(x)
 
 
 def unbroadcast(grad, shape):

@@ -19,14 +19,17 @@ where the means run over the channel's m values. In evaluation mode mu and
 sigma2 are fixed numbers (the running estimates), so dJ/dz = dz_norm / sqrt(sigma2 + eps).
 The kernels (kernels/batchnorm.py, and its GPU twin) compute each of these in
 one or two passes over the channel's values. The running estimates are not
-part of the tape: they are updated in place, outside autograd, as PyTorch does.
+part of the tape: they are updated in place, outside autograd, as PyTorch does,
+once every argument has been checked and the output computed.
 """
+
+from numbers import Real
 
 import numpy as np
 
-from ..device import kernels_for
+from ..device import CudaArray, kernels_for
 from ..tensor import Tensor
-from ._function import Function
+from ._function import Function, as_tensor
 
 
 class BatchNorm(Function):
@@ -50,31 +53,63 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     """Normalise `input` (N, C, ...) per channel, as torch.nn.functional.batch_norm.
 
     training=True: the batch's mean and biased variance normalise, and the
-    running estimates (NumPy arrays, or None) are updated in place:
-    running <- (1 - momentum) running + momentum batch value, with the
-    unbiased variance (m / (m - 1)) as PyTorch does. training=False: the
-    running estimates normalise. weight (gamma) and bias (beta) are Tensors
-    of shape (C,), or None for gamma = 1 and beta = 0.
+    running estimates (arrays or Tensors of shape (C,), or both None) are
+    updated in place: running <- (1 - momentum) running + momentum batch
+    value, with the unbiased variance (m / (m - 1)) as PyTorch does.
+    training=False: the running estimates normalise. weight (gamma) and bias
+    (beta) are of shape (C,), or None for gamma = 1 and beta = 0. Every
+    argument is checked before anything is computed or updated.
     """
-    if input.ndim < 2:
-        raise ValueError(f"input: expected (N, C, ...), got shape {input.shape}")
+    input = as_tensor(input)
+    running_mean, running_var = _check_arguments(input, running_mean, running_var, weight, bias,
+                                                 training, eps)
     n_channels = input.shape[1]
-    m = input.data.size // n_channels
-    if training:
-        if m < 2:
-            raise ValueError(f"input: batch statistics need more than 1 value per channel, "
-                             f"got shape {input.shape}")
-        mu, sigma2 = kernels_for(input.data).batch_norm_statistics(input.data)
-        if running_mean is not None:
-            running_mean[...] = (1 - momentum) * running_mean + momentum * mu
-            running_var[...] = (1 - momentum) * running_var + momentum * sigma2 * m / (m - 1)
-    elif running_mean is None or running_var is None:
-        raise ValueError("running_mean and running_var: required when training=False")
-    else:
-        mu, sigma2 = running_mean, running_var
     if weight is None:
         weight = Tensor(np.ones(n_channels, dtype=input.dtype), device=input.device)
     if bias is None:
         bias = Tensor(np.zeros(n_channels, dtype=input.dtype), device=input.device)
-    return BatchNorm.apply(input, weight, bias, mu=mu, sigma2=sigma2, eps=eps,
-                           batch_statistics=training)
+    if not training:
+        return BatchNorm.apply(input, weight, bias, mu=running_mean, sigma2=running_var, eps=eps,
+                               batch_statistics=False)
+    mu, sigma2 = kernels_for(input.data).batch_norm_statistics(input.data)
+    z_tilde = BatchNorm.apply(input, weight, bias, mu=mu, sigma2=sigma2, eps=eps,
+                              batch_statistics=True)
+    if running_mean is not None:
+        m = input.data.size // n_channels
+        running_mean[...] = (1 - momentum) * running_mean + momentum * mu
+        running_var[...] = (1 - momentum) * running_var + momentum * sigma2 * m / (m - 1)
+    return z_tilde
+
+
+def _check_arguments(input, running_mean, running_var, weight, bias, training, eps):
+    """Raise on a bad argument; return the running estimates as arrays (or None)."""
+    if input.ndim < 2 or input.shape[1] < 1:
+        raise ValueError(f"input: expected (N, C, ...) with C >= 1, got shape {input.shape}")
+    if (running_mean is None) != (running_var is None):
+        raise ValueError("running_mean and running_var must either both be None or neither be "
+                         "None")
+    if running_mean is None and not training:
+        raise ValueError("running_mean and running_var: required when training=False")
+    running = [r.data if isinstance(r, Tensor) else r for r in (running_mean, running_var)]
+    vectors = zip(("running_mean", "running_var", "weight", "bias"), running + [weight, bias])
+    for name, vector in vectors:
+        _check_per_channel(name, vector, input.shape)
+    if training and input.data.size // input.shape[1] < 2:
+        raise ValueError(f"input: batch statistics need more than 1 value per channel, "
+                         f"got shape {input.shape}")
+    if training and not (isinstance(eps, Real) and eps > 0):
+        raise ValueError(f"eps must be positive during training (a constant channel has "
+                         f"sigma2 = 0), got {eps!r}")
+    return running
+
+
+def _check_per_channel(name, vector, input_shape):
+    """Raise unless `vector` is None or an array or Tensor with one entry per channel."""
+    if vector is None:
+        return
+    if not isinstance(vector, (Tensor, np.ndarray, CudaArray)):
+        raise TypeError(f"{name}: expected a Tensor or an array of shape ({input_shape[1]},), "
+                        f"got {type(vector).__name__}")
+    if tuple(vector.shape) != (input_shape[1],):
+        raise ValueError(f"{name}: expected shape ({input_shape[1]},), one entry per channel of "
+                         f"input {input_shape}, got {tuple(vector.shape)}")

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..device import kernels_for
 from ..tensor import Tensor
-from ._function import Function, promote
+from ._function import Function, as_tensor, promote
 from .loss import check_reduction, reduce_loss
 
 
@@ -71,6 +71,7 @@ def batch_triplet_loss(embeddings, labels, alpha=0.2, strategy="batch_hard", red
     check_reduction(reduction)
     if isinstance(labels, Tensor):
         raise TypeError("labels must be an integer NumPy array, got a Tensor (Tensors hold floats)")
+    embeddings = as_tensor(embeddings)
     kernels = kernels_for(embeddings.data)
     distances = kernels.pairwise_sq_distances(embeddings.data)
     a, p, n = kernels.select_triplets(

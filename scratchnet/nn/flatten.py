@@ -8,6 +8,8 @@
 (2, 1152)
 """
 
+import numpy as np
+
 from .module import Module
 
 
@@ -23,8 +25,10 @@ class Flatten(Module):
                 f"Flatten(start_dim={self.start_dim}, end_dim={self.end_dim}) has start after "
                 f"end for an input of shape {x.shape}"
             )
-        # (..., n_start, ..., n_end, ...) -> (..., n_start * ... * n_end, ...)
-        return x.reshape(x.shape[:start] + (-1,) + x.shape[end + 1:])
+        # (..., n_start, ..., n_end, ...) -> (..., n_start * ... * n_end, ...), the product
+        # written out: -1 cannot be worked out when another axis (an empty batch) is 0
+        joined = int(np.prod(x.shape[start:end + 1]))
+        return x.reshape(x.shape[:start] + (joined,) + x.shape[end + 1:])
 
     def extra_repr(self):
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"

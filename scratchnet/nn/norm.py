@@ -66,13 +66,15 @@ class BatchNormNd(Module):
     def forward(self, x):
         self._check_input(x)
         use_batch_statistics = self.training or self.running_mean is None
+        tracking = self.training and self.running_mean is not None
         momentum = self.momentum
-        if self.training and self.running_mean is not None:
+        if tracking and momentum is None:   # a plain average over all batches, this one too
+            momentum = 1.0 / (float(self.num_batches_tracked) + 1)
+        y = F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                         training=use_batch_statistics, momentum=momentum, eps=self.eps)
+        if tracking:                        # counted once F.batch_norm has accepted the batch
             self.num_batches_tracked[...] += 1
-            if momentum is None:        # a plain average over all batches so far
-                momentum = 1.0 / float(self.num_batches_tracked)
-        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                            training=use_batch_statistics, momentum=momentum, eps=self.eps)
+        return y
 
     def _check_input(self, x):
         if x.ndim not in self.input_ndims or x.shape[1] != self.num_features:
