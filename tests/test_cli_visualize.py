@@ -40,6 +40,7 @@ def test_help(capsys):
                    "--demo", "--count", "--size", "--any-position", "--maximize", "--summary",
                    "-o"):
         assert option in out
+    assert "96 with --maximize, whatever the model" in " ".join(out.split())
 
 
 def test_vgg19_nine_patches(tmp_path, capsys):

@@ -99,8 +99,9 @@ def add_parser(commands):
                         help=f"how many images: demo images (default {DEMO_COUNT}), or the "
                         f"first N of --images DIR in name order (default: all of them)")
     parser.add_argument("--size", type=positive_int, metavar="S",
-                        help="image side in pixels (default 128, 96 with --maximize; face "
-                        "models: their input size)")
+                        help=f"image side in pixels (default {DEFAULT_SIZE['vgg19']} for vgg19, "
+                        f"{DEFAULT_SIZE['dlib']} for dlib, its input size for a face encoder; "
+                        f"{MAXIMIZE_SIZE} with --maximize, whatever the model)")
     parser.add_argument("--any-position", action="store_true",
                         help="allow several patches from one image (default: one per image)")
     parser.add_argument("--maximize", action="store_true",
