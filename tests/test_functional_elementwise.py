@@ -1,5 +1,7 @@
 """Elementwise arithmetic: gradients by finite differences, broadcasting, PyTorch."""
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -101,6 +103,17 @@ def test_exponent_gradient_at_zero_base_is_zero():
     y = Tensor(np.array([2.0, 3.0]), requires_grad=True)
     (x**y).sum().backward()
     np.testing.assert_allclose(y.grad, [0.0, 8.0 * np.log(2.0)])
+
+
+def test_pow_gradients_at_zero_match_torch_without_warnings():
+    torch = pytest.importorskip("torch")
+    # x^0 has slope 0 everywhere, 0^y has slope 0 in y; 0^0.5 has an infinite slope in x
+    x = np.array([0.0, 0.0, 2.0, 0.0])
+    y = np.array([0.0, 2.0, 0.0, 0.5])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert_matches_torch(F.pow, torch.pow, [x, y])
+        assert_matches_torch(lambda t: t**0, lambda t: t**0, [x])
 
 
 @pytest.mark.parametrize("name", ["add", "sub", "mul", "div", "pow"])

@@ -16,7 +16,8 @@ sums the result back to that input's shape (`unbroadcast`):
     z = clamp(x, lo, hi)  dx = dz where lo <= x <= hi, else 0
 
 The exponent's gradient z log(x) needs x > 0; as in PyTorch it is 0 where
-x = 0 and NaN where x < 0.
+x = 0 and NaN where x < 0. The base's gradient is 0 where y = 0, as in PyTorch:
+x^0 = 1 is constant, even at x = 0, where y x^(y-1) would read 0 * inf.
 """
 
 import numpy as np
@@ -75,7 +76,9 @@ class Pow(Function):
     def backward(self, dz):
         dx = dy = None
         if self.needs_input_grad[0]:
-            dx = unbroadcast(dz * self.y * self.x ** (self.y - 1), self.x.shape)
+            with np.errstate(divide="ignore", invalid="ignore"):   # 0^(y-1) is inf for y < 1
+                slope = np.where(self.y == 0, 0, self.y * self.x ** (self.y - 1))
+            dx = unbroadcast(dz * slope, self.x.shape)
         if self.needs_input_grad[1]:
             with np.errstate(divide="ignore", invalid="ignore"):
                 log_x = np.where(self.x == 0, 0, np.log(self.x))
