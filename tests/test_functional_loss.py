@@ -67,9 +67,13 @@ def test_bce_at_certain_predictions_is_clamped_like_torch():
     assert np.all(np.isfinite(p.grad))
 
 
-def test_bce_refuses_values_outside_zero_one():
-    with pytest.raises(ValueError, match=r"probabilities in \[0, 1\]"):
-        F.binary_cross_entropy(Tensor([1.5]), Tensor([1.0]))
+@pytest.mark.parametrize("p", [1.5, -0.5, np.nan])
+def test_bce_refuses_values_outside_zero_one_and_nan_as_torch_does(p):
+    torch = pytest.importorskip("torch")
+    with pytest.raises(RuntimeError, match="between 0 and 1"):
+        torch.nn.functional.binary_cross_entropy(torch.tensor([p]), torch.tensor([1.0]))
+    with pytest.raises(ValueError, match=r"probabilities in \[0, 1\], with no NaN"):
+        F.binary_cross_entropy(Tensor([0.5, p]), Tensor([1.0, 1.0]))
 
 
 def test_losses_refuse_mismatched_shapes_and_unknown_reductions():

@@ -34,8 +34,7 @@ class ReLU(Function):
 
 class Sigmoid(Function):
     def forward(self, x):
-        small = np.exp(-np.abs(x))  # in (0, 1]: no overflow for any x
-        self.s = np.where(x >= 0, 1 / (1 + small), small / (1 + small))
+        self.s = stable_sigmoid(x)
         return self.s
 
     def backward(self, dy):
@@ -86,6 +85,13 @@ def relu(x, inplace=False):
         raise ValueError("x: an in-place relu cannot overwrite a leaf tensor that requires "
                          "grad (its values are an input of the graph); use inplace=False")
     return ReLU.apply(x, inplace=inplace)
+
+
+def stable_sigmoid(x):
+    """1 / (1 + e^-x) of an array, from e^-|x|, which is in (0, 1] and never overflows:
+    1 / (1 + e^-x) for x >= 0, e^x / (1 + e^x) for x < 0."""
+    small = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + small), small / (1 + small))
 
 
 def _overwritable(array):

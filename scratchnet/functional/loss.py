@@ -18,6 +18,7 @@ losses, shaped like the inputs).
 import numpy as np
 
 from ._function import Function, operands
+from .activation import stable_sigmoid
 from .elementwise import sub
 from .reduce import mean, sum
 
@@ -25,8 +26,10 @@ REDUCTIONS = ("mean", "sum", "none")
 
 
 def check_reduction(reduction):
+    """`reduction` itself when it is one of REDUCTIONS, else a ValueError."""
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    return reduction
 
 
 def reduce_loss(losses, reduction):
@@ -70,9 +73,7 @@ class BinaryCrossEntropyWithLogits(Function):
         return np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))
 
     def backward(self, dl):
-        small = np.exp(-np.abs(self.z))
-        sigmoid = np.where(self.z >= 0, 1 / (1 + small), small / (1 + small))
-        dz = dl * (sigmoid - self.y)
+        dz = dl * (stable_sigmoid(self.z) - self.y)
         dy = -dl * self.z if self.needs_input_grad[1] else None
         return dz, dy
 
@@ -87,8 +88,9 @@ def mse_loss(input, target, reduction="mean"):
 def binary_cross_entropy(input, target, reduction="mean"):
     """-(y log p + (1 - y) log(1 - p)) for probabilities p = input, y = target."""
     input, target = _check_loss_arguments(input, target, reduction)
-    if np.any((input.data < 0) | (input.data > 1)):
-        raise ValueError("input of binary_cross_entropy must hold probabilities in [0, 1]")
+    if not np.all((input.data >= 0) & (input.data <= 1)):    # NaN fails both comparisons
+        raise ValueError("input of binary_cross_entropy must hold probabilities in [0, 1], "
+                         "with no NaN")
     return reduce_loss(BinaryCrossEntropy.apply(input, target), reduction)
 
 

@@ -20,9 +20,8 @@ True
 import numpy as np
 
 from .. import functional as F
+from ..functional.loss import check_reduction, reduce_loss
 from .module import Module
-
-REDUCTIONS = ("mean", "sum", "none")
 
 
 class CrossEntropyLoss(Module):
@@ -30,13 +29,13 @@ class CrossEntropyLoss(Module):
 
     def __init__(self, reduction="mean"):
         super().__init__()
-        self.reduction = _check_reduction(reduction)
+        self.reduction = check_reduction(reduction)
 
     def forward(self, logits, target):
         target = _check_labels(logits, target)
         log_p = F.log_softmax(logits, dim=1)
         losses = -log_p[np.arange(len(target)), target]  # (N, C) -> (N,): log p of the true class
-        return _reduce(losses, self.reduction)
+        return reduce_loss(losses, self.reduction)
 
     def extra_repr(self):
         return f"reduction={self.reduction!r}"
@@ -47,19 +46,13 @@ class MSELoss(Module):
 
     def __init__(self, reduction="mean"):
         super().__init__()
-        self.reduction = _check_reduction(reduction)
+        self.reduction = check_reduction(reduction)
 
     def forward(self, input, target):
         return F.mse_loss(input, target, reduction=self.reduction)
 
     def extra_repr(self):
         return f"reduction={self.reduction!r}"
-
-
-def _check_reduction(reduction):
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
-    return reduction
 
 
 def _check_labels(logits, target):
@@ -80,10 +73,3 @@ def _check_labels(logits, target):
         )
     return target
 
-
-def _reduce(losses, reduction):
-    if reduction == "mean":
-        return losses.mean()
-    if reduction == "sum":
-        return losses.sum()
-    return losses
