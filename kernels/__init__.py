@@ -26,7 +26,7 @@ from .conv import (
     conv_forward,
     conv_output_shape,
 )
-from ._checks import resolve_padding
+from ._checks import as_tuple, resolve_padding
 from .activation import relu_backward, relu_forward
 from .batchnorm import batch_norm_backward, batch_norm_forward, batch_norm_statistics
 from .gram import gram, gram_backward
@@ -41,7 +41,7 @@ from .triplet import (
 
 __all__ = [
     "conv_forward", "conv_backward_input", "conv_backward_weight", "conv_backward_bias",
-    "conv_output_shape", "resolve_padding",
+    "conv_output_shape", "resolve_padding", "as_tuple",
     "max_pool_forward", "max_pool_backward", "avg_pool_forward", "avg_pool_backward",
     "gram", "gram_backward",
     "relu_forward", "relu_backward",

@@ -446,8 +446,10 @@ def test_conv_layer_refuses_bad_arguments_and_inputs():
     divisible = r"in_channels \(3\) and out_channels \(4\) must both be divisible by groups \(2\)"
     with pytest.raises(ValueError, match=divisible):
         nn.Conv2d(3, 4, 3, groups=2)
-    with pytest.raises(TypeError, match="kernel_size must be an int or a tuple of 2 ints"):
+    with pytest.raises(ValueError, match="kernel_size must be an int or a tuple of 2 ints"):
         nn.Conv2d(3, 4, (3, 3, 3))
+    with pytest.raises(TypeError, match="dilation must be an int or a tuple of 2 ints"):
+        nn.Conv2d(3, 4, 3, dilation=True)
     with pytest.raises(ValueError, match="stride must be >= 1"):
         nn.Conv1d(1, 1, 3, stride=0)
     with pytest.raises(ValueError, match="padding must be an int, a tuple, 'same' or 'valid'"):

@@ -24,6 +24,8 @@ is PyTorch's (see scratchnet.nn.init).
 
 import numpy as np
 
+from kernels import as_tuple
+
 from .. import functional as F
 from . import init
 from .module import Module, Parameter
@@ -45,10 +47,10 @@ class ConvNd(Module):
         _check_channels(in_channels, out_channels, groups)
         n = self.n_spatial
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size = expand_to_tuple("kernel_size", kernel_size, n, minimum=1)
-        self.stride = expand_to_tuple("stride", stride, n, minimum=1)
+        self.kernel_size = as_tuple("kernel_size", kernel_size, n, minimum=1)
+        self.stride = as_tuple("stride", stride, n, minimum=1)
         self.padding = _check_padding(padding, n)
-        self.dilation = expand_to_tuple("dilation", dilation, n, minimum=1)
+        self.dilation = as_tuple("dilation", dilation, n, minimum=1)
         weight_shape = (out_channels, in_channels // groups) + self.kernel_size
         self.weight = Parameter(np.empty(weight_shape, dtype=np.float32))
         if bias:
@@ -103,26 +105,12 @@ class Conv3d(ConvNd):
     n_spatial = 3
 
 
-def expand_to_tuple(name, value, n, minimum):
-    """An int or a sequence of n ints -> an n-tuple of ints >= minimum, or raise."""
-    values = (value,) * n if isinstance(value, (int, np.integer)) else value
-    if (
-        not isinstance(values, (tuple, list))
-        or len(values) != n
-        or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values)
-    ):
-        raise TypeError(f"{name} must be an int or a tuple of {n} ints, got {value!r}")
-    if any(v < minimum for v in values):
-        raise ValueError(f"{name} must be >= {minimum} in every dimension, got {value!r}")
-    return tuple(int(v) for v in values)
-
-
 def _check_padding(padding, n):
     if isinstance(padding, str):
         if padding not in ("same", "valid"):
             raise ValueError(f"padding must be an int, a tuple, 'same' or 'valid', got {padding!r}")
         return padding
-    return expand_to_tuple("padding", padding, n, minimum=0)
+    return as_tuple("padding", padding, n, minimum=0)
 
 
 def _check_channels(in_channels, out_channels, groups):

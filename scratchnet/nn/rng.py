@@ -27,11 +27,6 @@ def manual_seed(seed):
     return _generator
 
 
-def default_generator():
-    """The shared generator that manual_seed last seeded."""
-    return _generator
-
-
 def resolve_generator(generator):
     """`generator` if one was given, else the shared one."""
     if generator is None:
