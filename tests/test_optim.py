@@ -137,9 +137,10 @@ def test_adam_follows_the_formula(settings):
     formula = {k: v for k, v in settings.items() if k != "betas"}
     if "betas" in settings:
         formula["beta1"], formula["beta2"] = settings["betas"]
-    # the formula divides in another order than the optimizer: a few ulps apart
+    # the formula divides in another order than the optimizer: a few ulps apart (measured
+    # 1.5e-14 relative)
     assert_same_trajectory(run_ours(lambda p: optim.Adam(p, **settings)), adam_formula(**formula),
-                           rtol=1e-10)
+                           rtol=1e-12)
 
 
 def test_first_adam_step_moves_each_weight_by_lr_against_its_gradient_sign():

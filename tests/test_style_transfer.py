@@ -261,10 +261,13 @@ def test_J_gradient_and_20_adam_steps_equal_pytorch(case, torch_one_thread):
     G_t = torch.tensor(G0, requires_grad=True)
     J_t = reference(G_t)
     J_t.backward()
-    assert J.item() == pytest.approx(J_t.item(), rel=1e-4)
-    tiny = 1e-9 * np.abs(G.grad).max()
-    np.testing.assert_allclose(G.grad, G_t.grad.numpy(), rtol=1e-4, atol=tiny)
-    assert abs(J.item() / J_t.item() - 1) < 1e-10  # in float64 the agreement is much closer
+    # float64 round-off only, through every layer and in another order of sums: measured
+    # J within 2e-15, the gradient within 6e-11 entry by entry (2e-14 of its largest entry)
+    # and the image after 20 steps within 9e-15; the bounds leave room for other BLAS builds,
+    # a wrong formula shows at 1e-3 or more
+    assert abs(J.item() / J_t.item() - 1) < 1e-12
+    tiny = 1e-12 * np.abs(G.grad).max()
+    np.testing.assert_allclose(G.grad, G_t.grad.numpy(), rtol=1e-8, atol=tiny)
 
     optimizer = torch.optim.Adam([G_t], lr=s.lr)
     for _ in range(s.iterations):
@@ -275,5 +278,5 @@ def test_J_gradient_and_20_adam_steps_equal_pytorch(case, torch_one_thread):
             G_t.clamp_(0, 1)
     result = problem.run()
     assert result.iterations_done == 20 and result.image.dtype == np.float64
-    assert np.abs(result.image - G_t.detach().numpy()[0]).max() < 1e-4
+    assert np.abs(result.image - G_t.detach().numpy()[0]).max() < 1e-10
     assert np.abs(result.image - G0[0]).max() > 0.05  # the images did move

@@ -9,7 +9,7 @@ dtypes, forward and both gradients) against tests/naive_conv.py.
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import kernels
@@ -151,6 +151,40 @@ def test_the_winograd_convolution_makes_no_padded_copy(sizes, padding, monkeypat
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10 * np.abs(want).max())
 
 
+@pytest.mark.parametrize("depth, c_in, c_out", [(2, 8, 16), (1, 16, 16), (4, 4, 8)])
+def test_filter_depths_other_than_3_run_as_winograd_and_match_naive(depth, c_in, c_out,
+                                                                      monkeypatch):
+    """A 3-D filter (f_D, 3, 3) with f_D c_in >= 16 rows: the forward pass and the weight
+    gradient take the Winograd route (and the input gradient too when c_in >= 16)."""
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((1, c_in, 4, 5, 6))
+    w = rng.standard_normal((c_out, c_in, depth, 3, 3))
+    padding = (0, 1, 2)     # at most d (f - 1) per axis: the input gradient may correlate too
+    dy = rng.standard_normal(naive_conv.conv(x, w, padding=padding).shape)
+    calls = []
+
+    def counted(name):
+        real = getattr(winograd, name)
+
+        def call(*args):
+            calls.append(name)
+            return real(*args)
+        return call
+
+    for name in ("correlate", "weight_gradient"):
+        monkeypatch.setattr(winograd, name, counted(name))
+    results = (kernels.conv_forward(x, w, padding=padding),
+               kernels.conv_backward_input(dy, w, x.shape, padding=padding),
+               kernels.conv_backward_weight(dy, x, w.shape, padding=padding))
+    expected_calls = ["correlate"] * (2 if c_in >= winograd.MIN_ROWS else 1) + ["weight_gradient"]
+    assert calls == expected_calls
+    expected = (naive_conv.conv(x, w, padding=padding),
+                naive_conv.conv_grad_input(dy, w, x.shape, padding=padding),
+                naive_conv.conv_grad_weight(dy, x, w.shape, padding=padding))
+    for got, want in zip(results, expected):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10 * np.abs(want).max())
+
+
 @st.composite
 def winograd_configs(draw):
     n_spatial = draw(st.sampled_from([2, 3]))
@@ -169,8 +203,8 @@ def test_forward_and_both_gradients_match_naive(cfg):
     n_spatial = len(cfg["sizes"])
     padding = cfg["padding"]
     pads = (padding,) * n_spatial if isinstance(padding, int) else padding
-    if padding != "same" and any(s + 2 * p < 3 for s, p in zip(cfg["sizes"], pads)):
-        return                                          # the filter does not fit
+    # the filter fits in the padded input
+    assume(padding == "same" or all(s + 2 * p >= 3 for s, p in zip(cfg["sizes"], pads)))
     rng = np.random.default_rng(0)
     x = rng.standard_normal((cfg["n"], cfg["c_in"]) + cfg["sizes"])
     w = rng.standard_normal((cfg["c_out"], cfg["c_in"]) + (3,) * n_spatial)
