@@ -7,6 +7,7 @@ with the same weights when PyTorch is installed (those tests skip without it).
 """
 
 import doctest
+import errno
 import importlib
 import os
 
@@ -309,7 +310,9 @@ def test_save_cleans_up_when_the_rename_fails(tmp_path, monkeypatch):
 
 
 def _raise_permission_error(*args):
-    raise PermissionError("read-only folder")
+    # with its errno, as the system raises it: serialize re-raises an OSError of that errno,
+    # which Python makes a PermissionError again
+    raise PermissionError(errno.EACCES, "read-only folder")
 
 
 def test_files_with_pickled_objects_are_refused(tmp_path):
