@@ -88,7 +88,8 @@ def _keep_permissions(handle, path):
 def _naming(error, path):
     """An OSError like `error` that names `path`: "cannot write PATH: No space left on device"."""
     message = f"cannot write {path}: {error.strerror or error}"
-    return OSError(error.errno, message) if error.errno else OSError(message)
+    kind = type(error)              # a PermissionError stays one, for the caller's except
+    return kind(error.errno, message) if error.errno else kind(message)
 
 
 ZIP_START = b"PK\x03\x04"                      # the first bytes of a zip archive holding a file
