@@ -58,7 +58,15 @@ def test_a_tiny_run_writes_the_picture_into_a_new_folder(pictures, tmp_path, cap
     assert "iteration 3/3" in captured.err and str(out) in captured.out
 
 
-def test_several_styles_lbfgs_and_the_other_options(pictures, tmp_path):
+def test_several_styles_lbfgs_and_the_other_options(pictures, tmp_path, monkeypatch):
+    made = []
+
+    class Recorded(style_command.StyleTransfer):      # the real problem, kept for a look
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(style_command, "StyleTransfer", Recorded)
     out = tmp_path / "out.jpg"
     extra_style = write_picture(tmp_path / "second.png", 20, 30, 2)
     status = cli.main(["style", *pictures, extra_style, "-o", str(out), *FAST,
@@ -67,6 +75,19 @@ def test_several_styles_lbfgs_and_the_other_options(pictures, tmp_path):
                        "--style-scale", "0.5", "--preserve-colors", "--tv-weight", "0.01",
                        "--init", "noise", "--content-cost", "slide"])
     assert status == 0 and out.is_file()
+    problem, = made
+    settings = problem.settings
+    assert settings.style_blend == (0.7, 0.3) and list(problem.blend) == pytest.approx([0.7, 0.3])
+    assert settings.optimizer == "lbfgs" and settings.init == "noise"
+    assert settings.style_layers == (("conv1_1", 0.5), ("conv2_1", 0.5))   # 1/2: two layers
+    assert settings.content_layer == "conv3_1" and settings.tv_weight == 0.01
+    assert settings.preserve_colors and settings.content_normalization == "slide"
+    pools = {type(module).__name__ for module in problem.model.modules()
+             if "Pool" in type(module).__name__}
+    assert pools == {"AvgPool2d"}
+    # the content's longest side is --size 32, the styles' half of it (--style-scale 0.5)
+    assert max(problem.content.shape[-2:]) == 32
+    assert [max(style.shape[-2:]) for style in problem.styles] == [16, 16]
 
 
 def test_missing_image_exits_2_naming_it(pictures, tmp_path, capsys):
