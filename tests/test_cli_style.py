@@ -415,3 +415,32 @@ def test_demo_refuses_a_folder_where_one_of_its_pictures_goes(tmp_path, capsys, 
                      "--size", "32"]) == 2
     assert "--demo: " in capsys.readouterr().err
     assert not (tmp_path / "demo" / "content.png").exists()  # nothing written before the check
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--optimizer", "lbfgs", "--lr", "0.1"],
+     "--lr: not used with --optimizer lbfgs: L-BFGS chooses its own steps; leave out --lr"),
+    (["--init", "content", "--seed", "3"],
+     "--seed: not used with --init content: G starts as the content image, without noise; "
+     "leave out --seed"),
+])
+def test_an_option_the_run_would_ignore_is_refused_before_any_work(pictures, tmp_path, capsys,
+                                                                    arguments, message):
+    out = tmp_path / "new" / "o.png"
+    assert cli.main(["style", *pictures, "-o", str(out), *FAST, *arguments]) == 2
+    assert capsys.readouterr().err == f"scratchnet style: error: {message}\n"
+    assert not (tmp_path / "new").exists()      # not even the output's folder was made
+
+
+def test_the_demo_s_own_settings_are_not_refused_only_what_was_typed(tmp_path, capsys):
+    """--demo sets --lr and --init content itself: --optimizer lbfgs runs with it, a typed
+    --seed (no noise to seed with --init content) is refused, naming where the init came from."""
+    tiny = ["--size", "32", "--iterations", "1", "--weights", "random"]
+    assert cli.main(["style", "--demo", str(tmp_path / "lbfgs"), "--optimizer", "lbfgs",
+                     *tiny]) == 0
+    capsys.readouterr()
+    assert cli.main(["style", "--demo", str(tmp_path / "seed"), "--seed", "3", *tiny]) == 2
+    assert capsys.readouterr().err == ("scratchnet style: error: --seed: not used with --init "
+                                       "content (--demo's choice): G starts as the content "
+                                       "image, without noise; leave out --seed\n")
+    assert not (tmp_path / "seed").exists()

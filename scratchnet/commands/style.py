@@ -11,8 +11,9 @@ intermediate images were kept, OUT_progression.png (a strip of them, each
 shown 128 pixels high with its label under it).
 
 Exit status: 0 when the picture is written; 2 for bad input (a missing or
-unreadable image, weights that do not fit, a bad option value, --device cuda
-without a usable GPU); 1 when J stopped being finite (the last good image is
+unreadable image, weights that do not fit, a bad option value, an option the
+run would ignore such as --lr with --optimizer lbfgs, --device cuda without a
+usable GPU); 1 when J stopped being finite (the last good image is
 still written); 130 after Ctrl-C (the current image is written first).
 """
 
@@ -54,6 +55,13 @@ DEMO_OPTIONS = {
 }
 DEFAULT_SIZE = 256
 OPTION_OF_FIELD = {"content_normalization": "--content-cost"}   # where the names differ
+# A typed option that a setting leaves unused: (its field, the setting's field, the value
+# that leaves it unused, why). It is refused, naming both, as argparse refuses two options
+# that exclude each other.
+UNUSED_WHEN = [
+    ("lr", "optimizer", "lbfgs", "L-BFGS chooses its own steps"),
+    ("seed", "init", "content", "G starts as the content image, without noise"),
+]
 STRIP_HEIGHT = 128                 # pixels; smaller results are enlarged in the strip
 
 EXAMPLES = """examples:
@@ -156,7 +164,7 @@ def _add_optimisation_options(parser):
                        help=f"Adam's step size, in the units of pixels that span 0 to 1 (default "
                        f"{Settings.lr:g}; lbfgs takes no step size)")
     group.add_argument("--seed", type=non_negative_int,
-                       help="seed of the initial noise (default 0)")
+                       help="seed of the initial noise (default 0; --init content has none)")
     group.add_argument("--save-every", type=non_negative_int, metavar="K",
                        help="write the image every K iterations, and a progression strip "
                        "at the end (default 0: only the result)")
@@ -207,6 +215,8 @@ def _prepare(args):
     """Read the images and the weights, check every option: a _Job, or an InputError."""
     demo = args.demo is not None
     content_path, style_paths = _image_paths(args, demo)
+    options = _options(args, demo)
+    _refuse_unused(args, options)
     if demo:
         if not args.demo:
             raise InputError("--demo: expected a folder name, got ''")
@@ -214,7 +224,6 @@ def _prepare(args):
         check_file_output(output, "--demo")
     else:
         output = checked_picture_output(args.output)
-    options = _options(args, demo)
     settings = _settings(options)
     _check_device_usable(settings.device)
     pictures = _planned_pictures(settings, options, content_path, style_paths)
@@ -351,6 +360,16 @@ def _options(args, demo):
     return options
 
 
+def _refuse_unused(args, options):
+    """An InputError when an option the user typed would be ignored (UNUSED_WHEN): each of
+    these options defaults to None, so --demo's own values are never refused."""
+    for field, setting, value, why in UNUSED_WHEN:
+        if getattr(args, field) is not None and options.get(setting) == value:
+            source = "" if getattr(args, setting) is not None else " (--demo's choice)"
+            raise InputError(f"{_option(field)}: not used with {_option(setting)} {value}"
+                             f"{source}: {why}; leave out {_option(field)}")
+
+
 def _settings(options):
     fields = {name: value for name, value in options.items()
               if name in Settings.__dataclass_fields__}
@@ -370,8 +389,12 @@ def _named_as_option(message):
     field, colon, rest = message.partition(":")
     if not colon or field not in Settings.__dataclass_fields__:
         return message
-    option = OPTION_OF_FIELD.get(field, "--" + field.replace("_", "-"))
-    return f"{option}:{rest}"
+    return f"{_option(field)}:{rest}"
+
+
+def _option(field):
+    """The command-line option that sets the Settings field `field`: lr -> --lr."""
+    return OPTION_OF_FIELD.get(field, "--" + field.replace("_", "-"))
 
 
 def _check_device_usable(device):
