@@ -1,5 +1,6 @@
 """`scratchnet style` and `scratchnet weights`: help, tiny end-to-end runs, bad input."""
 
+import re
 import sys
 
 import numpy as np
@@ -444,3 +445,25 @@ def test_the_demo_s_own_settings_are_not_refused_only_what_was_typed(tmp_path, c
                                        "content (--demo's choice): G starts as the content "
                                        "image, without noise; leave out --seed\n")
     assert not (tmp_path / "seed").exists()
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # J = inf
+def test_a_run_stopped_at_its_first_iteration_says_none_completed(pictures, tmp_path, capsys):
+    """beta = 1e308 makes J infinite at iteration 1: no iteration is done, the picture written
+    is the initial G (with --init content, the content picture), and the exit status is 1."""
+    out = tmp_path / "o.png"
+    status = cli.main(["style", *pictures, "-o", str(out), *FAST, "--init", "content",
+                       "--style-weight", "1e308"])
+    assert status == 1
+    captured = capsys.readouterr()
+    assert "J became non-finite (inf) at iteration 1" in captured.err
+    assert re.fullmatch(r"no iteration completed in \d+\.\d s \(the result is the initial "
+                        rf"image\); wrote {re.escape(str(out))}\n", captured.out)
+    written = images.load_image(str(out), note=None)
+    content = images.load_image(pictures[0], size=32, note=None)
+    np.testing.assert_allclose(written, content, atol=0.5 / 255)
+
+
+def test_the_timing_line_counts_iterations_in_words():
+    assert style_command._timing(1, 0.5) == "1 iteration in 0.5 s (0.50 s per iteration)"
+    assert style_command._timing(4, 3.0) == "4 iterations in 3.0 s (0.75 s per iteration)"

@@ -440,19 +440,25 @@ def _report(job, result, seconds):
     if job.demo_folder is not None:
         written = [os.path.join(job.demo_folder, name) for name in
                    ("content.png", "style.png", "result.png", "progression.png")]
-    per_iteration = seconds / max(1, result.iterations_done)
-    summary = (f"{result.iterations_done} iterations in {seconds:.1f} s "
-               f"({per_iteration:.2f} s per iteration)")
     if result.interrupted:
         print(f"interrupted after iteration {result.iterations_done}: saved the current "
               f"image to {job.output}", file=sys.stderr)
         return 130
     if result.stopped is not None:
         print(f"stopped early: {result.stopped}", file=sys.stderr)
-    print(f"{summary}; wrote {', '.join(written)}")
+    print(f"{_timing(result.iterations_done, seconds)}; wrote {', '.join(written)}")
     if result.stopped is not None and "non-finite" in result.stopped:
         return 1
     return 0
+
+
+def _timing(iterations, seconds):
+    """'3 iterations in 1.2 s (0.40 s per iteration)'; with none done, the result is G0."""
+    if iterations == 0:
+        return f"no iteration completed in {seconds:.1f} s (the result is the initial image)"
+    plural = "s" if iterations > 1 else ""
+    return (f"{iterations} iteration{plural} in {seconds:.1f} s "
+            f"({seconds / iterations:.2f} s per iteration)")
 
 
 def _note(line):
