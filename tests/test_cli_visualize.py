@@ -8,6 +8,7 @@ import weight_fixtures as fx
 from PIL import Image
 
 from scratchnet import cli
+from scratchnet.commands import visualize as visualize_command
 from scratchnet.face.dlib.files import ModelFileNotFound, find_model_file
 from scratchnet.face.encoder import Encoder
 from scratchnet.io import VGGWeights, save_vgg19_weights
@@ -142,7 +143,7 @@ def test_dlib(tmp_path, capsys):
 ])
 def test_bad_input_exits_2_and_says_why(argv, message, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    status, _, stderr = run([*FAST, *argv, "-o", "out.png"], capsys)
+    status, _, stderr = run([*FAST[:4], *argv, "-o", "out.png"], capsys)   # no --count
     assert status == 2
     assert message in stderr and "maximising" not in stderr and "scanning" not in stderr
     assert not (tmp_path / "out.png").exists()
@@ -190,10 +191,11 @@ def test_more_units_than_a_layer_has_shows_them_all_with_a_note(tmp_path, capsys
     two, block2 three, and a note says so; --maximize draws as many."""
     path = tmp_path / "face.npz"
     Encoder(FaceEncoder(width=2, seed=0)).save(path)
-    for extra, wanted in (([], "scanning"), (["--maximize", "--steps", "1"], "maximising")):
-        out = tmp_path / f"units{len(extra)}.png"
-        status, _, stderr = run(["--model", str(path), "--count", "4", "--layers", "block1",
-                                 "block2", "--units", "3", *extra, "-o", str(out)], capsys)
+    for extra, wanted in ((["--count", "4"], "scanning"),
+                          (["--maximize", "--steps", "1"], "maximising")):
+        out = tmp_path / f"units{wanted}.png"
+        status, _, stderr = run(["--model", str(path), "--layers", "block1", "block2",
+                                 "--units", "3", *extra, "-o", str(out)], capsys)
         assert status == 0 and out.is_file() and wanted in stderr
         assert "--units 3: showing all the units of block1 (2)" in stderr
         assert "block2" not in stderr.split("showing all the units of")[1].splitlines()[0]
@@ -204,9 +206,10 @@ def test_more_units_than_a_layer_has_shows_them_all_with_a_note(tmp_path, capsys
 @pytest.mark.parametrize("argv, message", [
     # the 4 pictures in one forward pass, 320 numbers a pixel down to conv5_1, 2/3 of them at
     # the peak, 4 bytes each, and the pictures: 0.85 GiB; with 15% and the process's 0.5 GiB
-    (["--size", "512"], "--size 512: 4 pictures of 512x512: up to 1.5 GiB of memory needed"),
+    (["--count", "4", "--size", "512", "-o", "o.png"],
+     "--size 512: 4 pictures of 512x512: up to 1.5 GiB of memory needed"),
     # (2 x 320 + 400) numbers a pixel, 4 bytes each: 1.02 GiB, 1.67 in all
-    (["--size", "512", "--maximize"],
+    (["--size", "512", "--maximize", "-o", "o.png"],
      "--size 512: gradient ascent on one picture of 512x512: up to 1.7 GiB of memory needed"),
     (["--size", "1024", "--summary"], "--size 1024: one picture of 1024x1024: up to "),
 ])
@@ -214,7 +217,8 @@ def test_work_too_large_for_the_memory_is_refused_before_it_starts(argv, message
                                                                    capsys, monkeypatch):
     from scratchnet import commands
     monkeypatch.setattr(commands, "available_memory", lambda: 2 ** 30)
-    status, _, stderr = run([*FAST, *argv, "-o", str(tmp_path / "o.png")], capsys)
+    monkeypatch.chdir(tmp_path)
+    status, _, stderr = run(["--weights", "random", *argv], capsys)
     assert status == 2 and message in stderr and "1.0 GiB available; lower --size" in stderr
     assert "scanning" not in stderr and "maximising" not in stderr
 
@@ -267,3 +271,49 @@ def test_an_unusable_output_is_refused_before_the_scan(output, message, tmp_path
     (tmp_path / "a-file").write_text("not a folder")
     status, out, stderr = run([*FAST, "-o", output], capsys)
     assert status == 2 and message in stderr and "scanning" not in out + stderr
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--summary", "-o", "out.png"],
+     "-o: not used with --summary, which prints the model and stops; leave one of them out"),
+    (["--summary", "--layers", "conv1_1"], "--layers: not used with --summary"),
+    (["--summary", "--maximize"], "--maximize: not used with --summary"),
+    (["--steps", "5", "-o", "out.png"], "--steps: used only with --maximize (its "
+                                        "gradient-ascent steps); add --maximize or leave out "
+                                        "--steps"),
+    (["--maximize", "--images", "missing", "-o", "out.png"],
+     "--images: not used with --maximize, which starts from noise, not from pictures; leave "
+     "one of them out"),
+    (["--maximize", "--demo", "-o", "out.png"], "--demo: not used with --maximize"),
+    (["--maximize", "--count", "4", "-o", "out.png"], "--count: not used with --maximize"),
+    (["--maximize", "--any-position", "-o", "out.png"],
+     "--any-position: not used with --maximize"),
+    (["--unit", "3", "--units", "2", "-o", "out.png"],
+     "--units: not used with --unit, which names the units to show; leave one of them out"),
+])
+def test_an_option_the_command_would_ignore_is_refused_before_any_work(argv, message, tmp_path,
+                                                                       capsys, monkeypatch):
+    """One line (no note that random weights were taken: no model was read), exit status 2;
+    --images names a missing folder, refused only after this check."""
+    monkeypatch.chdir(tmp_path)
+    status, out, stderr = run(argv, capsys)
+    assert status == 2 and out == ""
+    assert stderr.startswith("scratchnet visualize: error: ") and stderr.count("\n") == 1
+    assert message in stderr
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_defaults_of_the_options_checked_for_use_still_apply(tmp_path, capsys, monkeypatch):
+    """--units and --steps are None until the check, then 4 and 60: --maximize without them
+    draws the first 4 units with 60 steps."""
+    asked = {}
+
+    def fake_figure(model, layers, units, image_size, steps, progress):
+        asked.update(units=units, image_size=image_size, steps=steps)
+        return np.zeros((3, 8, 8), np.float32)
+
+    monkeypatch.setattr(visualize_command.visualize, "maximized_figure", fake_figure)
+    status, _, _ = run(["--weights", "random", "--layers", "conv1_1", "--maximize",
+                        "-o", str(tmp_path / "o.png")], capsys)
+    assert status == 0
+    assert asked == {"units": {"conv1_1": [0, 1, 2, 3]}, "image_size": 96, "steps": 60}

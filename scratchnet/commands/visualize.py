@@ -10,7 +10,8 @@ patches of the images that excite each unit most), or with --maximize the
 activation-maximisation images of the same units. Progress goes to stderr.
 
 Exit status: 0 when the picture is written; 2 for bad input (an unknown
-layer or unit, a missing model file or image folder).
+layer or unit, a missing model file or image folder, an option the command
+would ignore such as -o with --summary).
 """
 
 import argparse
@@ -51,6 +52,17 @@ PROBE_SIZE = 128        # the largest picture the layers are measured on, scaled
 SCAN_BATCH = 8          # pictures per forward pass of the scan
 FACES_PER_PERSON = 4
 DEMO_COUNT = 16         # demo pictures scanned when --count is not given
+DEFAULT_UNITS = 4       # --units
+DEFAULT_STEPS = 60      # --steps
+# What each mode leaves unused: (the mode's option, the options it ignores, what it does).
+# Typed together, they are refused naming both, as argparse refuses exclusive options.
+UNUSED_WITH = [
+    ("--summary", ("-o", "--layers", "--units", "--unit", "--images", "--demo", "--count",
+                   "--any-position", "--maximize", "--steps"), "prints the model and stops"),
+    ("--maximize", ("--images", "--demo", "--count", "--any-position"),
+     "starts from noise, not from pictures"),
+    ("--unit", ("--units",), "names the units to show"),
+]
 
 EXAMPLES = """examples:
   scratchnet visualize -o vgg19.png                     (VGG19, the shipped photos)
@@ -85,8 +97,8 @@ def add_parser(commands):
     parser.add_argument("-o", "--output", metavar="OUT.png", help="the picture to write")
     parser.add_argument("--layers", nargs="+", metavar="L",
                         help="layer names (default: one per resolution, up to five)")
-    parser.add_argument("--units", type=positive_int, default=4, metavar="K",
-                        help="units per layer, the K most excited (default 4)")
+    parser.add_argument("--units", type=positive_int, metavar="K",
+                        help=f"units per layer, the K most excited (default {DEFAULT_UNITS})")
     parser.add_argument("--unit", type=non_negative_int, action="append", metavar="U",
                         help="show channel U of every layer (repeatable; replaces --units)")
     source = parser.add_mutually_exclusive_group()
@@ -106,8 +118,8 @@ def add_parser(commands):
                         help="allow several patches from one image (default: one per image)")
     parser.add_argument("--maximize", action="store_true",
                         help="activation maximisation instead of nine patches")
-    parser.add_argument("--steps", type=positive_int, default=60,
-                        help="gradient-ascent steps with --maximize (default 60)")
+    parser.add_argument("--steps", type=positive_int, metavar="N",
+                        help=f"gradient-ascent steps with --maximize (default {DEFAULT_STEPS})")
     parser.add_argument("--summary", action="store_true",
                         help="print the model's summary (shapes, parameters, receptive fields)"
                         " and stop")
@@ -117,6 +129,8 @@ def add_parser(commands):
 
 
 def _visualize(args):
+    _refuse_unused(args)
+    args = _with_defaults(args)
     name, model = _load_model(args.model, args.weights)
     size = args.size or DEFAULT_SIZE.get(name) or model.image_size
     if args.maximize and not args.size:
@@ -152,6 +166,35 @@ def _visualize(args):
         raise InputError(str(error)) from None
     print(f"wrote {args.output} ({', '.join(layers)}; {time.perf_counter() - started:.1f} s)")
     return 0
+
+
+def _refuse_unused(args):
+    """An InputError naming both options when one typed would be ignored (UNUSED_WITH, and
+    --steps without --maximize), before any work."""
+    for mode, ignored, what in UNUSED_WITH:
+        for option in ignored:
+            if _typed(args, mode) and _typed(args, option):
+                raise InputError(f"{option}: not used with {mode}, which {what}; "
+                                 "leave one of them out")
+    if _typed(args, "--steps") and not args.maximize:
+        raise InputError("--steps: used only with --maximize (its gradient-ascent steps); "
+                         "add --maximize or leave out --steps")
+
+
+def _typed(args, option):
+    """Whether `option` was on the command line: each of these defaults to None or False."""
+    # -o -> output, --any-position -> any_position
+    dest = "output" if option == "-o" else option[2:].replace("-", "_")
+    return getattr(args, dest) not in (None, False)
+
+
+def _with_defaults(args):
+    """A copy of args with --units and --steps set when not typed (they are None until
+    _refuse_unused has seen what was typed)."""
+    filled = argparse.Namespace(**vars(args))
+    filled.units = args.units or DEFAULT_UNITS
+    filled.steps = args.steps or DEFAULT_STEPS
+    return filled
 
 
 def _summary(model, size):
