@@ -7,12 +7,13 @@ import pytest
 import weight_fixtures as fx
 from PIL import Image
 
-from scratchnet import cli
+from scratchnet import Tensor, cli, no_grad
 from scratchnet.commands import visualize as visualize_command
 from scratchnet.face.dlib.files import ModelFileNotFound, find_model_file
 from scratchnet.face.encoder import Encoder
 from scratchnet.io import VGGWeights, save_vgg19_weights
 from scratchnet.models import FaceEncoder, vgg19
+from scratchnet.visualize import figures
 
 FAST = ["--weights", "random", "--size", "32", "--count", "4"]
 
@@ -54,7 +55,19 @@ def test_vgg19_nine_patches(tmp_path, capsys):
     assert width > 2 * 3 * 32 and height > 2 * 3 * 32   # two rows of two 3x3 grids of 32-px cells
 
 
-def test_images_from_a_folder_and_chosen_units(tmp_path, capsys):
+def test_images_from_a_folder_and_chosen_units(tmp_path, capsys, monkeypatch):
+    """--unit 5 --unit 7 shows channels 5 and 7 of conv1_2; --any-position takes the nine
+    best of all (image, position) pairs, so three pictures give nine patches, several from
+    one picture. Oracle: the activation map of the same crops computed directly."""
+    shown = []
+
+    def recorded(*arguments):                 # each unit's patches, kept for a look
+        found = real_unit_patches(*arguments)
+        shown.append(found)
+        return found
+
+    real_unit_patches = figures.unit_patches
+    monkeypatch.setattr(figures, "unit_patches", recorded)
     folder = tmp_path / "photos"
     folder.mkdir()
     rng = np.random.default_rng(0)
@@ -68,6 +81,15 @@ def test_images_from_a_folder_and_chosen_units(tmp_path, capsys):
                              "--any-position", "-o", str(out)], capsys)
     assert status == 0 and out.is_file()
     assert "scanning 3 images of 32x32" in stderr
+    assert [(found.layer, found.unit) for found in shown] == [("conv1_2", 5), ("conv1_2", 7)]
+    model = vgg19(weights="random", note=None)
+    crops = visualize_command._folder_images(sorted(str(p) for p in folder.glob("*.png")), 32)
+    with no_grad():
+        a = model.features(model.preprocess(Tensor(crops)), ["conv1_2"])["conv1_2"].data
+    for found in shown:
+        nine_best = np.sort(a[:, found.unit].ravel())[::-1][:9]     # over images and positions
+        np.testing.assert_allclose(found.activations, nine_best, rtol=1e-5)
+        assert len(found.image_index) == 9      # 3 pictures, one patch each, without it
 
 
 def test_count_takes_the_first_pictures_of_a_folder_in_name_order(tmp_path, capsys):
