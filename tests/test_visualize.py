@@ -10,7 +10,7 @@ activation maximisation against the start image, noise and photographs.
 import numpy as np
 import pytest
 
-from scratchnet import Tensor, no_grad
+from scratchnet import Tensor, gradcheck, no_grad
 from scratchnet.face.dlib import resnet
 from scratchnet.face.synthetic import synthetic_faces
 from scratchnet.io.dlib_dnn import read_dlib_network
@@ -325,11 +325,13 @@ def test_errors_name_the_argument(tiny_vgg, crops):
         maximize_activation(tiny_vgg, "conv1_1", 0, image_size=(8,), steps=1)
 
 
-def test_a_tensor_image_keeps_its_gradient_path(tiny_vgg):
-    image = Tensor(np.full((1, 3, 8, 8), 0.5, np.float32), requires_grad=True)
-    a = run_layers(tiny_vgg, network_input(tiny_vgg, image), ["conv1_1"])["conv1_1"]
-    a.sum().backward()
-    assert image.grad is not None and image.grad.shape == (1, 3, 8, 8)
+def test_a_tensor_image_keeps_its_gradient_path():
+    """The gradient reaches the image through the preprocessing, convolutions, ReLUs and a
+    pooling, and agrees with central finite differences (a float64 copy of the model)."""
+    model = vgg19(weights="random", widths=TINY, note=None).double()
+    image = Tensor(np.random.default_rng(0).random((1, 3, 8, 8)), requires_grad=True)
+    assert gradcheck(lambda x: run_layers(model, network_input(model, x), ["conv2_1"])["conv2_1"],
+                     (image,))
 
 
 # the modules with examples (figures has none)
