@@ -764,6 +764,9 @@ def test_batch_norm_options():
         cumulative(Tensor(x))
     mean_of_means = np.mean([b.mean(axis=0) for b in batches], axis=0)
     np.testing.assert_allclose(cumulative.running_mean, mean_of_means)
+    # each batch's unbiased variance (divided by m - 1, as torch), averaged over the batches
+    mean_of_variances = np.mean([b.var(axis=0, ddof=1) for b in batches], axis=0)
+    np.testing.assert_allclose(cumulative.running_var, mean_of_variances)
 
 
 def test_batch_norm_refuses_wrong_inputs():
