@@ -455,7 +455,7 @@ def _require_finite(iteration, what, value):
         shown = f" ({value:g})" if np.ndim(value) == 0 else ""
         raise NonFiniteCost(
             f"{what} became non-finite{shown} at iteration {iteration}; stopped and kept the "
-            "last image whose J was finite (try a smaller --lr or smaller weights)")
+            "last image whose J was finite (try smaller weights, or with Adam a smaller --lr)")
 
 
 def _as_image_batch(argument, image, dtype):
