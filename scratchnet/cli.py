@@ -81,7 +81,13 @@ def build_parser():
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:      # said by the subcommand, as argparse says it for the top-level command
+        words = ["scratchnet", args.command] + ([args.action] if getattr(args, "action", None)
+                                                else [])
+        parser.exit(2, f"{' '.join(words)}: error: unrecognized arguments: "
+                       f"{' '.join(unknown)}\n")
     keep_freed_memory()
     return args.run(args)
 

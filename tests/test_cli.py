@@ -67,3 +67,15 @@ def test_check_refuses_bad_counts(argv, message, capsys):
     with pytest.raises(SystemExit) as refused:
         cli.main(["check", *argv])
     assert refused.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, words, unknown", [
+    (["weights", "info", "vgg.npz", "extra"], "scratchnet weights info", "extra"),
+    (["face", "list", "--bogus"], "scratchnet face list", "--bogus"),
+    (["check", "--nope", "1"], "scratchnet check", "--nope 1"),
+])
+def test_an_unknown_argument_is_named_by_its_subcommand(argv, words, unknown, capsys):
+    with pytest.raises(SystemExit) as refused:
+        cli.main(argv)
+    assert refused.value.code == 2
+    assert capsys.readouterr().err == f"{words}: error: unrecognized arguments: {unknown}\n"
