@@ -108,6 +108,13 @@ def test_train_writes_a_model_with_tau_classifiers_and_a_checkpoint(trained):
     assert checkpoint.fingerprint == encoder.fingerprint
 
 
+def test_a_batch_asking_more_pictures_than_a_person_has_is_noted(capsys, tmp_path):
+    status, out, _ = run(capsys, "train", "--out", tmp_path / "m.npz", *FEW)
+    assert status == 0
+    assert ("note: --batch-pictures 4: each person has 2 pictures (--per-identity); a batch "
+            "takes all 2") in out
+
+
 def test_train_without_flip_averaging(capsys, tmp_path):
     out = tmp_path / "plain.npz"
     status, _, _ = run(capsys, "train", "--out", out, *FEW, "--no-flip-average")

@@ -198,6 +198,19 @@ def test_an_existing_name_is_refused_unless_replace(path, encoder):
     assert FaceDatabase(path, encoder).identify(images[0])[1] == pytest.approx(0, abs=1e-6)
 
 
+def test_a_name_in_either_unicode_form_is_one_person(path, encoder):
+    composed, decomposed = "Ren\u00e9e", "Rene\u0301e"        # the same name, typed two ways
+    assert composed != decomposed
+    faces = FaceDatabase(path, encoder)
+    faces.enroll(decomposed, pictures(1, seed=1))
+    assert faces.names() == [composed]
+    with pytest.raises(ValueError, match="already enrolled"):
+        faces.enroll(composed, pictures(1, seed=2))
+    assert faces.picture_count(decomposed) == 1
+    faces.remove(decomposed)
+    assert faces.names() == []
+
+
 def test_remove_forgets_a_person_and_saves(path, encoder):
     faces, images = enrolled(path, encoder)
     faces.remove("p1")

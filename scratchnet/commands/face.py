@@ -307,6 +307,10 @@ def _check_synthetic_persons(args):
     if args.batch_identities > args.identities:
         raise InputError(f"--batch-identities {args.batch_identities}: more persons than the "
                          f"{args.identities} of --identities")
+    if args.batch_pictures > args.per_identity:
+        print(f"note: --batch-pictures {args.batch_pictures}: each person has "
+              f"{args.per_identity} pictures (--per-identity); a batch takes all "
+              f"{args.per_identity}", flush=True)
     count = _synthetic_count(args)
     check_memory(_pictures_bytes(count, TRAINING_SIZE),
                  f"--identities {args.identities} --validation-identities "

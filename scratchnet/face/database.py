@@ -66,6 +66,7 @@ should write to a database file at a time.
 """
 
 import os
+import unicodedata
 import zipfile
 
 import numpy as np
@@ -149,7 +150,7 @@ class FaceDatabase:
         A name already enrolled is refused with a ValueError unless replace=True,
         which replaces its encoding. The file is rewritten.
         """
-        _check_name(name)
+        _checked_name(name)                             # before the pictures are encoded
         embeddings = self._encode(images).astype(np.float64)
         mean = embeddings.mean(axis=0, keepdims=True)   # (n, d) -> (1, d)
         self.enroll_embeddings([name], mean, counts=[len(embeddings)], replace=replace)
@@ -161,9 +162,7 @@ class FaceDatabase:
         names[k]; counts: the number of pictures behind each (default 1). Names
         already enrolled are refused unless replace=True. The file is written once.
         """
-        names = list(names) if not isinstance(names, str) else [names]
-        for name in names:
-            _check_name(name)
+        names = [_checked_name(name) for name in ([names] if isinstance(names, str) else names)]
         if len(set(names)) != len(names):
             raise ValueError("names: expected distinct names, got the same name twice")
         embeddings = self._check_embeddings(embeddings, "embeddings")
@@ -264,6 +263,8 @@ class FaceDatabase:
         self._set(names, embeddings, counts)
 
     def _row_of(self, name):
+        if isinstance(name, str) and name not in self._row:
+            name = unicodedata.normalize("NFC", name)   # as enrol stored it
         if name not in self._row:
             shown = ", ".join(repr(known) for known in self._names[:5])
             more = " ..." if len(self) > 5 else ""
@@ -319,12 +320,15 @@ def _check_tau(tau, name):
         raise ValueError(f"{name}: expected a finite number, got {tau!r}")
 
 
-def _check_name(name):
+def _checked_name(name):
+    """`name` in Unicode's composed form (NFC), so that a name typed with "e" and a combining
+    accent and the same name typed with "é" are one person; else a TypeError or ValueError."""
     if not isinstance(name, str):
         raise TypeError(f"name: expected a str, got {type(name).__name__}")
     if not name or name.strip() != name or not name.isprintable():
         raise ValueError(f"name: expected a non-empty name without spaces at either end or "
                          f"control characters (new lines, tabs ...), got {name!r}")
+    return unicodedata.normalize("NFC", name)
 
 
 def _check_counts(counts, n_names):
