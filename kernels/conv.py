@@ -42,8 +42,9 @@ group, and at least 16 rows of products (input channels times filter depth:
 16 channels of a 2-D 3x3 filter, 6 of a 3x3x3 one) runs instead as
 Winograd's F(4x4, 3x3) in kernels.winograd (winograd.applies says when),
 which needs 4 times fewer products: the forward pass, the input gradient
-(as a correlation with the flipped filters) and the weight gradient. It reads x where it lies, taking
-the positions in the padding as zeros, instead of a zero-padded copy.
+(as a correlation with the flipped filters) and the weight gradient. It
+reads x where it lies, taking the positions in the padding as zeros,
+instead of a zero-padded copy.
 """
 
 from collections import namedtuple

@@ -24,9 +24,9 @@ window holds real input.
 
 One formulation for all dimensionalities: a table `window[o, j]` lists, for
 every output position o (flattened) and window offset j (flattened), the
-flat input position it reads, -1 for padding, or -2 past the padding. The table is built once per
-call with NumPy, and each of the four loops below walks it for every
-(n, c) plane in parallel.
+flat input position it reads, -1 for padding, or -2 past the padding. The
+table is built once per call with NumPy, and each of the four loops below
+walks it for every (n, c) plane in parallel.
 """
 
 import numpy as np
