@@ -27,12 +27,12 @@ def add_parser(commands):
         "recognition trained on synthetic persons, dlib's pretrained face networks (when "
         "installed), style transfer, the nine patches that excite units of layers 1-5, and "
         "1D and 3D ConvNets. Writes DIR/index.html, a single offline page. The full tour "
-        "takes about 15 minutes on 2 cores, --quick about 3.",
+        "takes about 5 minutes on 2 cores, --quick 1 to 2 (measured: docs/tour.md).",
     )
     parser.add_argument("--out", default=DEFAULT_FOLDER, metavar="DIR",
                         help=f"folder for index.html and its pictures (default {DEFAULT_FOLDER}/)")
     parser.add_argument("--quick", action="store_true",
-                        help="small sizes everywhere: about 3 minutes instead of 15")
+                        help="small sizes everywhere: 1 to 2 minutes instead of about 5")
     parser.add_argument("--only", action="append", metavar="PART", choices=list(PARTS),
                         help=f"run only this part (repeatable): {', '.join(PARTS)}")
     parser.set_defaults(run=guarded(run))

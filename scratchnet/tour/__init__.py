@@ -14,8 +14,8 @@ Section to the page; DIR/index.html is rewritten after each part, so a
 reader can open it while the tour runs. A part that fails is reported on
 the page and the tour goes on.
 
-quick=True runs every part at a small size (about 3 minutes on 2 cores);
-the full tour takes about 15 minutes. Progress lines go to `note`.
+quick=True runs every part at a small size (1 to 2 minutes on 2 cores);
+the full tour takes about 5 minutes. Progress lines go to `note`.
 """
 
 import os

@@ -27,7 +27,7 @@ from .page import Code, Table, Text
 
 @dataclasses.dataclass(frozen=True)
 class Preset:
-    """How big each part runs: `quick` (about 3 minutes in all) or `full` (about 15)."""
+    """How big each part runs: `quick` (1 to 2 minutes in all) or `full` (about 5)."""
 
     check_per_op: int
     face_train_persons: int
