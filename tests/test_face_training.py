@@ -72,6 +72,13 @@ def interrupt_at(step):
     return report
 
 
+def run_until_interrupted(training_set, validation_set, chosen, checkpoint, at):
+    """Train with `chosen` until step `at` is interrupted; the checkpoints written stay."""
+    with pytest.raises(Interrupted):
+        train(*training_set, validation_set, chosen, checkpoint=checkpoint,
+              report=interrupt_at(at), note=None)
+
+
 # ======================================================= settings and data
 
 @pytest.mark.parametrize("changes, message", [
@@ -321,9 +328,8 @@ def test_a_resumed_run_equals_the_uninterrupted_run(training_set, validation_set
     whole, whole_history = train(*training_set, validation_set, chosen, note=None)
 
     checkpoint = tmp_path / "run.checkpoint.npz"
-    with pytest.raises(Interrupted):
-        train(*training_set, validation_set, chosen, checkpoint=checkpoint,
-              report=interrupt_at(4), note=None)         # the checkpoint of step 3 survives
+    # the checkpoint of step 3 survives
+    run_until_interrupted(training_set, validation_set, chosen, checkpoint, at=4)
     notes, reported = [], []
     resumed, resumed_history = train(*training_set, validation_set, chosen,
                                      checkpoint=checkpoint, resume=True,
@@ -341,9 +347,7 @@ def test_a_resumed_run_equals_the_uninterrupted_run(training_set, validation_set
 def test_resuming_with_other_settings_is_refused(training_set, validation_set, tmp_path):
     chosen = settings(steps=4, checkpoint_every=2)
     checkpoint = tmp_path / "run.checkpoint.npz"
-    with pytest.raises(Interrupted):
-        train(*training_set, validation_set, chosen, checkpoint=checkpoint,
-              report=interrupt_at(3), note=None)
+    run_until_interrupted(training_set, validation_set, chosen, checkpoint, at=3)
     for changes in ({"lr": 0.01}, {"steps": 8}, {"strategy": "batch_hard"}):
         with pytest.raises(ValueError, match="made with other settings") as error:
             train(*training_set, validation_set, dataclasses.replace(chosen, **changes),
@@ -359,9 +363,7 @@ def test_resuming_with_other_settings_is_refused(training_set, validation_set, t
 def test_resuming_on_other_pictures_is_refused(training_set, validation_set, tmp_path):
     chosen = settings(steps=4, checkpoint_every=2)
     checkpoint = tmp_path / "run.checkpoint.npz"
-    with pytest.raises(Interrupted):
-        train(*training_set, validation_set, chosen, checkpoint=checkpoint,
-              report=interrupt_at(3), note=None)
+    run_until_interrupted(training_set, validation_set, chosen, checkpoint, at=3)
     images, labels = training_set
     others = (synthetic_faces(40, 6, seed=5, size=32), (images[:-6], labels[:-6]),
               (images, np.roll(labels, 6)))     # other persons; fewer pictures; other labels
@@ -402,9 +404,7 @@ def test_a_checkpoint_from_before_the_neck_and_the_memory_resumes_with_the_setti
     old_settings = settings(steps=4, checkpoint_every=2, neck=False, negatives_per_pair=1,
                             memory_batches=0)
     checkpoint = tmp_path / "run.checkpoint.npz"
-    with pytest.raises(Interrupted):
-        train(*training_set, validation_set, old_settings, checkpoint=checkpoint,
-              report=interrupt_at(3), note=None)
+    run_until_interrupted(training_set, validation_set, old_settings, checkpoint, at=3)
     arrays = load_npz(checkpoint)
     config = json.loads(str(arrays["config"]))
     for key in ("neck", "negatives_per_pair", "memory_batches", "memory_weight",
@@ -426,9 +426,7 @@ def test_a_checkpoint_from_before_the_neck_and_the_memory_resumes_with_the_setti
 def test_resuming_in_silence(training_set, validation_set, tmp_path):
     chosen = settings(steps=2, checkpoint_every=1)
     checkpoint = tmp_path / "run.checkpoint.npz"
-    with pytest.raises(Interrupted):
-        train(*training_set, validation_set, chosen, checkpoint=checkpoint,
-              report=interrupt_at(1), note=None)
+    run_until_interrupted(training_set, validation_set, chosen, checkpoint, at=1)
     encoder, _ = train(*training_set, validation_set, chosen, checkpoint=checkpoint,
                        resume=True, note=None)
     assert encoder.info["training"]["trained_steps"] == 2
