@@ -14,9 +14,10 @@ default with 60 pictures of each training person, 3,300 steps and a
 validation every 1,000 steps (the recognition targets within 15 minutes).
 Beside them: raw pixels as the encoding and an untrained encoder (random weights,
 tau fitted on the validation persons). Prints a markdown table (and, with
---json, one JSON object); the models are kept in --out. The last four
-columns are the recognition figures averaged over six enrolment draws and
-the best-threshold bound (scratchnet.face.evaluation.recognition_over_draws).
+--json, one JSON object); the models are kept in --out. The last columns
+are the recognition figures averaged over six enrolment draws, the
+best-threshold bound and the best common threshold's bound
+(scratchnet.face.evaluation.recognition_over_draws).
 """
 
 import argparse
@@ -44,7 +45,8 @@ from scratchnet.models.face_encoder import FaceEncoder
 
 COLUMNS = ("verification_accuracy", "auc", "tar_at_far_1e-3", "top1", "rejection", "top1_nearest",
            "classifier_abs_accuracy", "classifier_chi2_accuracy", "top1_over_draws",
-           "rejection_over_draws", "top1_nearest_over_draws", "best_threshold_bound")
+           "rejection_over_draws", "top1_nearest_over_draws", "best_threshold_bound",
+           "best_common_bound")
 
 
 RUNS = {"default": [],

@@ -186,6 +186,8 @@ def test_fit_identification_tau_maximises_the_smaller_of_top1_and_rejection_over
     assert 0 < fitted < 1                                       # the example has all kinds
     for other in np.linspace(0, 2.5, 26):
         assert smaller_of_the_means(other) <= fitted + 1e-12
+    assert evaluation.best_common_threshold(embeddings, labels, 8, draws=3, seed=1) == \
+        (tau, pytest.approx(fitted))
 
 
 def test_fit_identification_tau_on_one_draw_is_that_draws_best_threshold():
@@ -212,6 +214,13 @@ def test_recognition_over_draws_averages_the_draws_of_seeds_0_and_up():
     assert report["best_threshold_bound_per_draw"] == bounds
     assert report["best_threshold_bound"] == pytest.approx(np.mean(bounds))
     assert report["draws"] == 3 and len(report["best_threshold_per_draw"]) == 3
+    # one tau for all draws: its smaller average is at least the two averages' smaller at the
+    # encoder's own tau, and at most the draws' own best thresholds allow each draw
+    common = min(report["top1_over_draws"], report["rejection_over_draws"])
+    assert common <= report["best_common_bound"] <= np.mean(
+        [max(evaluation.recognition_sweep(embeddings, labels, 8, s)[1]) for s in range(3)])
+    assert (report["best_common_threshold"], report["best_common_bound"]) == \
+        evaluation.best_common_threshold(embeddings, labels, 8, draws=3)
     json.loads(json.dumps(report))
     with pytest.raises(ValueError, match="draws: expected a positive number .* got 0"):
         evaluation.recognition_over_draws(encoder, embeddings, labels, enrolled=8, draws=0)

@@ -26,9 +26,14 @@ Which persons are enrolled moves top1 and rejection by several points, so
 `evaluate` also averages them over DRAWS enrolment draws (seeds 0, 1, ...),
 and reports for each draw the best threshold chosen on these very persons
 (`best_threshold`): the tau where the smaller of top1 and rejection is
-largest. No tau fitted on other persons can do better on both, so its mean
-over the draws, best_threshold_bound, says how far the encoder itself is
-from a target on both figures, wherever the fitted tau_identify lands.
+largest. No tau fitted on other persons can do better on both in that draw,
+so its mean over the draws, best_threshold_bound, says how far the encoder
+itself is from a target on both figures, wherever the fitted tau_identify
+lands. The averages over the draws at ONE tau can still come out above that
+mean (each draw's best tau differs), so `evaluate` also reports the one tau
+for all draws where the smaller of the two averages is largest
+(`best_common_threshold`): its value, best_common_bound, is the most any
+single fitted tau can give top1_over_draws and rejection_over_draws together.
 """
 
 import collections
@@ -208,13 +213,23 @@ def fit_identification_tau(embeddings, labels, enrolled=ENROLLED, draws=DRAWS, s
     rate does for verification (one target, 0.95, for both). Averaging over
     draws makes the tau depend less on which persons one draw enrols.
     """
+    return best_common_threshold(embeddings, labels, enrolled, draws, seed)[0]
+
+
+def best_common_threshold(embeddings, labels, enrolled=ENROLLED, draws=DRAWS, seed=0):
+    """(tau, bound): the one tau for the `draws` enrolment draws (seeds seed, seed + 1, ...)
+    where the smaller of top1 and rejection, each averaged over the draws, is largest, and
+    that smaller average. On validation persons it fits tau_identify; on the test persons it
+    bounds what any single fitted tau can give both averages."""
     _check_draws(draws)
     each_draw = [_nearest_distances(embeddings, labels, enrolled, seed + d) for d in range(draws)]
     taus = _candidate_taus(each_draw)
     rates = [_rates_at(taus, draw) for draw in each_draw]
     top1 = np.mean([top1 for top1, _ in rates], axis=0)
     rejection = np.mean([rejection for _, rejection in rates], axis=0)
-    return float(taus[np.argmax(np.minimum(top1, rejection))])
+    smaller = np.minimum(top1, rejection)
+    best = int(np.argmax(smaller))
+    return float(taus[best]), float(smaller[best])
 
 
 def best_threshold(embeddings, labels, enrolled=ENROLLED, seed=0):
@@ -232,7 +247,8 @@ def best_threshold(embeddings, labels, enrolled=ENROLLED, seed=0):
 def recognition_over_draws(encoder, embeddings, labels, enrolled=ENROLLED, draws=DRAWS):
     """evaluate_recognition for the enrolment draws of seeds 0 .. draws - 1: the mean and
     (min, max) of top1, rejection and top1_nearest, best_threshold's bound and tau for each
-    draw, and best_threshold_bound, the bounds' mean."""
+    draw, best_threshold_bound, the bounds' mean, and best_common_threshold's tau and
+    bound over all the draws."""
     _check_draws(draws)
     results = [evaluate_recognition(encoder, embeddings, labels, enrolled, seed)
                for seed in range(draws)]
@@ -245,6 +261,8 @@ def recognition_over_draws(encoder, embeddings, labels, enrolled=ENROLLED, draws
     report["best_threshold_per_draw"] = [tau for tau, _ in best]
     report["best_threshold_bound_per_draw"] = [bound for _, bound in best]
     report["best_threshold_bound"] = float(np.mean(report["best_threshold_bound_per_draw"]))
+    tau, bound = best_common_threshold(embeddings, labels, enrolled, draws)
+    report["best_common_threshold"], report["best_common_bound"] = tau, bound
     return report
 
 
