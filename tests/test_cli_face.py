@@ -23,8 +23,11 @@ from scratchnet.face import (
     fit_tau,
     load_encoder,
     load_face_image,
+    pair_distances,
+    sample_pairs,
     synthetic_faces,
 )
+from scratchnet.face.metrics import ten_fold_accuracy
 from scratchnet.face.evaluation import classifiers_from_arrays
 from scratchnet.face.training import Trainer
 from scratchnet.serialize import load_npz
@@ -369,6 +372,11 @@ def test_evaluate_prints_a_table_without_json(trained, capsys):
     assert status == 0
     rows = dict(line.split(None, 1) for line in out.splitlines() if line.strip())
     assert REQUIRED_KEYS | {"pixel_baseline_accuracy"} <= set(rows)
+    # the baseline is measured on the encoder's pairs: those of --seed (2 by default)
+    images, labels = synthetic_faces(20, 10, seed=2)
+    first, second, same = sample_pairs(labels, 200, seed=2)
+    pixels = ten_fold_accuracy(pair_distances(images, first, second), same)[0]
+    assert float(rows["pixel_baseline_accuracy"]) == pytest.approx(pixels, abs=5e-5)
 
 
 # ======================================================= verify

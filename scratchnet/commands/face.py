@@ -518,7 +518,9 @@ def _add_evaluate(actions):
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--seed", type=non_negative_int, default=EVALUATION_SEED,
                         help=f"synthetic persons of this seed (default {EVALUATION_SEED})")
-    source.add_argument("--data", metavar="DIR", help="DIR/<name>/*.jpg instead")
+    source.add_argument("--data", metavar="DIR",
+                        help="DIR/<name>/*.jpg instead, every person measured: persons the "
+                        "model did not train on")
     parser.add_argument("--identities", type=int_at_least(2), default=EVALUATION_PERSONS,
                         help=f"synthetic persons (default {EVALUATION_PERSONS})")
     parser.add_argument("--enrolled", type=positive_int, default=evaluation.ENROLLED,
@@ -577,18 +579,18 @@ def run_evaluate(args):
     _note_what_the_persons_allow(args, labels, note)
     classifiers = evaluation.classifiers_from_arrays(arrays)
     embeddings = encoder(images)                # once, for the metrics and the pictures
+    seed = args.seed if args.data is None else 0       # of the pairs and the enrolment draw
     try:
         report = evaluation.evaluate(encoder, images, labels, classifiers, n_pairs=args.pairs,
-                                     enrolled=args.enrolled,
-                                     seed=args.seed if args.data is None else 0,
-                                     embeddings=embeddings, draws=args.draws)
+                                     enrolled=args.enrolled, seed=seed, embeddings=embeddings,
+                                     draws=args.draws)
     except ValueError as error:                  # too few persons or pictures in --data
         raise InputError(str(error)) from None
-    if args.baseline:
-        report["pixel_baseline_accuracy"] = evaluation.pixel_baseline(images, labels, args.pairs)
+    if args.baseline:                            # on the encoder's pairs
+        report["pixel_baseline_accuracy"] = evaluation.pixel_baseline(images, labels, args.pairs,
+                                                                      seed=seed)
     report["data"] = source
     report["seconds"] = round(time.perf_counter() - started, 2)
-    seed = args.seed if args.data is None else 0
     if args.roc:
         pictures.draw_roc(encoder, images, labels, args.pairs, seed, classifiers, args.roc,
                           embeddings)

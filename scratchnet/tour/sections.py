@@ -148,7 +148,8 @@ def face(tour, section):
     report = evaluation.evaluate(encoder, test_images, test_labels, classifiers,
                                  n_pairs=preset.face_pairs, enrolled=preset.face_enrolled,
                                  seed=FACE_TEST_SEED, embeddings=test_embeddings, draws=0)
-    baseline = evaluation.pixel_baseline(test_images, test_labels, preset.face_pairs)
+    baseline = evaluation.pixel_baseline(test_images, test_labels, preset.face_pairs,
+                                         seed=FACE_TEST_SEED)      # the encoder's pairs
     section.add(_face_table(report, baseline, preset))
     folder = tour.path("face")
     pictures.write_evaluation_pictures(encoder, test_images, test_labels, folder,
