@@ -189,7 +189,8 @@ def _divisors(window, count_include_pad, dtype):
 
 @njit(cache=True, parallel=True)
 def _max_pool_planes(x, window, y, argmax):
-    """y[m, o] = max_j x[m, window[o, j]]; NaN wins, as in PyTorch; ties go to the first.
+    """y[m, o] = max_j x[m, window[o, j]]; NaN wins, as in PyTorch (its argmax is the first
+    NaN, PyTorch's the last); ties go to the first.
 
     The choice is computed, not branched on (`better` selects the new or the old
     value): which entry of a window is largest is a coin toss for the processor's

@@ -30,8 +30,8 @@ BLAS, and transform each M back into 4x4 outputs (A^T M A). The weight
 gradient is the same formula's adjoint in g (`weight_gradient`).
 
 Three dimensions: the height and width axes are handled as above; the depth
-axis (a filter depth f_D of 1 for a 2-D convolution lifted to 3-D, 3 for a
-3-D one) is summed inside the products: output plane o_D needs input planes
+axis (a filter depth f_D of 1 for a 2-D convolution lifted to 3-D, any f_D
+for a 3-D one: f_D x 3 x 3) is summed inside the products: output plane o_D needs input planes
 o_D .. o_D + f_D - 1, so the columns of U run over (j_D, c), and V for that
 plane is the window of f_D transformed input planes, stored one after the
 other, each transformed once (`_transformed_input`).
@@ -43,7 +43,7 @@ so chunks of tiles run on the convolution's worker threads
 
 Round-off: the transforms multiply by up to 8 and add up to six terms, so in
 float32 the result is further from the exact sum than the direct sum's
-(5 to 20 times, measured in tests/test_winograd.py): far below what
+(3.5 to 20 times, measured in tests/test_winograd.py): far below what
 training notices, as for cuDNN and NNPACK, which use the same algorithm. The
 smaller F(2x2, 3x3), which this module ran before, stayed within round-off of
 the direct sum but needed 16 products for 4 outputs, 1.8 times as many.
