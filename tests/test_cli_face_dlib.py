@@ -142,6 +142,51 @@ def test_missing_model_files_say_how_to_get_them(capsys, tmp_path, monkeypatch):
     assert not (tmp_path / "db.npz").exists()
 
 
+def models_folder_with(tmp_path, name, content):
+    """A copy of dlib's model folder in which the file `name` holds `content`."""
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for key in MODEL_FILES:
+        original = find_model_file(key)
+        (folder / original.name).write_bytes(original.read_bytes())
+    (folder / name).write_bytes(content)
+    return folder
+
+
+@needs_models
+@pytest.mark.parametrize("damage, arguments", [
+    ("detector truncated", ["detect", ASTRONAUT]),
+    ("resnet truncated", ["verify", ASTRONAUT, HOPPER, "--model", "dlib"]),
+    ("resnet truncated", ["enroll", "ada", ASTRONAUT, "--model", "dlib"]),
+    ("68 points under the 5-point name", ["verify", ASTRONAUT, HOPPER, "--model", "dlib"]),
+])
+def test_a_damaged_model_file_is_named_not_the_photo(damage, arguments, capsys, tmp_path):
+    detector, resnet = find_model_file("detector"), find_model_file("resnet")
+    name, content = {
+        "detector truncated": (detector.name, detector.read_bytes()[:100_000]),
+        "resnet truncated": (resnet.name, resnet.read_bytes()[:1_000_000]),
+        "68 points under the 5-point name": (find_model_file("landmarks5").name,
+                                             find_model_file("landmarks68").read_bytes()),
+    }[damage]
+    folder = models_folder_with(tmp_path, name, content)
+    status, out, err = run(capsys, *arguments, "--dlib-models", folder,
+                           *(["--db", tmp_path / "db.npz"] if arguments[0] == "enroll" else []))
+    assert status == 2 and out == "" and "Traceback" not in err
+    assert err.startswith(f"scratchnet face {arguments[0]}: error: dlib model file "
+                          f"{folder / name}: ") and "IMG" not in err
+    assert len(err.splitlines()) == 1 and not (tmp_path / "db.npz").exists()
+
+
+@needs_models
+def test_dlib_models_must_be_a_folder(capsys):
+    resnet = find_model_file("resnet")
+    status, _, err = run(capsys, "verify", ASTRONAUT, HOPPER, "--model", "dlib",
+                         "--dlib-models", resnet)
+    assert status == 2
+    assert f"--dlib-models: expected the folder holding dlib's .dat files, got the file " \
+           f"{resnet}" in err
+
+
 def test_dlib_models_without_model_dlib_is_refused(capsys, tmp_path):
     status, _, err = run(capsys, "list", "--dlib-models", tmp_path, "--db", tmp_path / "db.npz")
     assert status == 2 and "--dlib-models: only used with --model dlib" in err

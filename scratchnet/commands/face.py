@@ -56,6 +56,7 @@ from ..face import (
 from ..face import evaluation, pictures
 from ..face.datasets import LFW_NAME
 from ..face.dlib.files import ModelFileNotFound
+from ..face.dlib.resnet import load_face_resnet
 from ..face.dlib.pipeline import DlibFaceEncoder, draw_faces, faces_in_photo, load_photo
 from ..io.dlib_format import DlibFormatError
 from ..io.images import image_shape, save_image
@@ -278,7 +279,7 @@ def run_train(args):
         print(f"interrupted: {checkpoint} holds the last checkpoint (every "
               f"{args.checkpoint_every} steps); the same command with --resume continues "
               f"from it" if os.path.exists(checkpoint) else "interrupted before the first "
-              f"checkpoint", file=sys.stderr)
+              "checkpoint", file=sys.stderr)
         return 130
     print("fitting the pair classifiers on pairs of training persons ...", flush=True)
     embeddings, pairs = evaluation.encode_pairs(
@@ -851,13 +852,20 @@ def _open_encoder(args):
         if args.dlib_models is not None:
             raise InputError(f"--dlib-models: only used with --model {DLIB}")
         return _load_encoder(args.model)
-    with _dlib_errors():
-        return DlibFaceEncoder(args.dlib_models)
+    with _dlib_errors(args.dlib_models):
+        encoder = DlibFaceEncoder(args.dlib_models)
+        load_face_resnet(encoder.file)       # read now, so that a damaged file is said now
+        return encoder
 
 
 @contextlib.contextmanager
-def _dlib_errors():
-    """dlib's model files missing or unreadable -> InputError, saying how to get them."""
+def _dlib_errors(models):
+    """dlib's model files missing or unreadable -> InputError, saying how to get them;
+    `models` is --dlib-models, which must be a folder."""
+    if models is not None and not os.path.isdir(models):
+        what = "the file" if os.path.isfile(models) else "no folder at"
+        raise InputError(f"--dlib-models: expected the folder holding dlib's .dat files, got "
+                         f"{what} {models}")
     try:
         yield
     except ModelFileNotFound as error:
@@ -865,7 +873,9 @@ def _dlib_errors():
                          f"'scratchnet[pretrained]', or give the folder that holds them "
                          f"with --dlib-models DIR.") from None
     except DlibFormatError as error:
-        raise InputError(f"dlib model file: {error}") from None
+        raise InputError(f"dlib model file {error} (damaged, or another model under its "
+                         f"name: reinstall scratchnet[pretrained] or give the right folder "
+                         f"with --dlib-models)") from None
 
 
 def _photo_faces(path, models, points=5):
@@ -874,9 +884,11 @@ def _photo_faces(path, models, points=5):
         photo = load_photo(path)
     except (OSError, ValueError) as error:
         raise InputError(f"IMG: cannot read {path}: {error}") from None
-    with _dlib_errors():
+    with _dlib_errors(models):
         try:
             return photo, faces_in_photo(photo, points=points, models=models)
+        except DlibFormatError:
+            raise                                # the model file's fault, not the photo's
         except ValueError as error:
             raise InputError(f"IMG: cannot look for faces in {path} ({photo.shape[1]} x "
                              f"{photo.shape[0]} pixels): {error}") from None

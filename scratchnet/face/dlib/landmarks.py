@@ -69,7 +69,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from ...io.dlib_format import DlibReader
+from ...io.dlib_format import DlibFormatError, DlibReader
 from .files import find_model_file
 
 
@@ -296,18 +296,24 @@ def _check_box(box):
 def _resolve_model(model, points):
     if not isinstance(points, (int, np.integer)) or isinstance(points, bool) or points < 1:
         raise TypeError(f"points must be a positive int, got {points!r}")
+    file = None                             # the model file, when the model is read from one
     if isinstance(model, ShapePredictor):
         predictor = model
     elif isinstance(model, (str, os.PathLike)) and os.path.isfile(model):
-        predictor = _cached_predictor(os.path.abspath(model))
+        file = os.path.abspath(model)
     elif model is None or isinstance(model, (str, os.PathLike)):
         if points not in (5, 68):
             raise ValueError(f"dlib's models place 5 or 68 landmarks, got points={points!r}")
-        predictor = _cached_predictor(os.path.abspath(find_model_file(f"landmarks{points}", model)))
+        file = os.path.abspath(find_model_file(f"landmarks{points}", model))
     else:
         raise TypeError(f"model must be None, a path or a ShapePredictor, got {type(model).__name__}")
+    if file is not None:
+        predictor = _cached_predictor(file)
     if predictor.num_parts != points:
-        raise ValueError(f"points is {points} but the model places {predictor.num_parts} landmarks")
+        message = f"points is {points} but the model places {predictor.num_parts} landmarks"
+        if file is not None:                # the file is not the model its name promised
+            raise DlibFormatError(f"{file}: {message}", -1)      # -1: no one byte is wrong
+        raise ValueError(message)
     return predictor
 
 

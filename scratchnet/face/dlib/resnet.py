@@ -270,7 +270,14 @@ def load_face_resnet(path=None):
     """The face ResNet read from dlib's file (found as in files.py); loaded once per path."""
     file = find_model_file("resnet", path)
     if file not in _loaded:
-        _loaded[file] = build_face_resnet(read_dlib_network_file(file), str(file))
+        network = read_dlib_network_file(file)
+        try:
+            _loaded[file] = build_face_resnet(network, str(file))
+        except DlibFormatError:
+            raise
+        except (ValueError, TypeError) as error:   # layers of impossible sizes, say
+            raise DlibFormatError(f"{file}: a network scratchnet cannot build ({error})",
+                                  -1) from None
     return _loaded[file]
 
 
