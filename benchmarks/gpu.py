@@ -75,16 +75,19 @@ def run_cuda_tests():
 def scratchnet_style_iteration(model, content, style_image, device):
     """A closure G -> dJ/dG (NumPy) computing on `device`; `model` is already there."""
     layers = (CONTENT_LAYER,) + STYLE_LAYERS
+    # the style image's Gram matrices once, before the iterations, as `scratchnet
+    # style`, benchmarks/style.py and the PyTorch peer below do
     with no_grad():
         a_C = model.features(Tensor(content, device=device), [CONTENT_LAYER])[CONTENT_LAYER]
-        a_S = model.features(Tensor(style_image, device=device), STYLE_LAYERS)
+        G_S = {name: style.scaled_gram(a) for name, a in
+               model.features(Tensor(style_image, device=device), STYLE_LAYERS).items()}
     weights = [(name, 1 / len(STYLE_LAYERS)) for name in STYLE_LAYERS]
 
     def iteration(G):
         G = Tensor(G, requires_grad=True, device=device)
         a_G = model.features(G, layers)
         J = style.total_cost(style.content_cost(a_C, a_G[CONTENT_LAYER]),
-                             style.style_cost(a_S, a_G, weights), ALPHA, BETA)
+                             style.style_cost_from_grams(G_S, a_G, weights), ALPHA, BETA)
         J.backward()
         return to_device(G.grad, "cpu")
 
