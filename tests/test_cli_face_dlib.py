@@ -22,6 +22,7 @@ import pytest
 from PIL import Image
 
 from scratchnet import cli
+from scratchnet.commands import face as face_command
 from scratchnet.data import sample_path
 from scratchnet.face import FaceDatabase
 from scratchnet.face.dlib import files, pipeline
@@ -297,6 +298,19 @@ def test_detect_prints_the_boxes_and_draws_them(name, points, photos, capsys, tm
 
 
 @needs_models
+def test_a_drawing_with_a_bad_name_is_refused_before_the_detector_runs(capsys, tmp_path,
+                                                                       monkeypatch):
+    def no_detection(*args, **kwargs):
+        raise AssertionError("the detector ran")
+
+    monkeypatch.setattr(face_command, "faces_in_photo", no_detection)
+    for action in (["detect", ASTRONAUT], ["identify", ASTRONAUT, "--model", "dlib",
+                                           "--db", tmp_path / "db.npz"]):
+        status, _, err = run(capsys, *action, "-o", tmp_path / "boxes.txt")
+        assert status == 2
+        assert "-o/--out " + str(tmp_path / "boxes.txt") + ": the file name must end in" in err
+
+
 def test_detect_json_gives_boxes_scores_and_landmarks(photos, capsys):
     status, out, _ = run(capsys, "detect", photos["group"], "--json")
     answer = json.loads(out)

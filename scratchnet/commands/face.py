@@ -66,6 +66,7 @@ from . import (
     check_file_output,
     check_memory,
     checked_folder,
+    checked_picture_output,
     guarded,
     int_at_least,
     int_between,
@@ -716,6 +717,8 @@ def run_enroll(args):
 def run_identify(args):
     if args.out is not None and (not _uses_dlib(args) or len(args.images) != 1):
         raise InputError("-o/--out: drawing the answers needs --model dlib and exactly one IMG")
+    if args.out is not None:
+        checked_picture_output(args.out, "-o/--out")     # before the detector runs
     database = _open_database(args, tau=args.tau)
     _note_if_missing(database)
     if _uses_dlib(args):
@@ -811,6 +814,8 @@ def _add_detect(actions):
 
 
 def run_detect(args):
+    if args.out is not None:
+        checked_picture_output(args.out, "-o/--out")     # before the detector runs
     photo, faces = _photo_faces(args.image, args.dlib_models, points=args.points)
     if args.json:
         print(json.dumps({"image": args.image, "faces": [
@@ -883,7 +888,7 @@ def _photo_faces(path, models, points=5):
     try:
         photo = load_photo(path)
     except (OSError, ValueError) as error:
-        raise InputError(f"IMG: cannot read {path}: {error}") from None
+        raise InputError(f"IMG: cannot read {path}: {_reason(error, path)}") from None
     with _dlib_errors(models):
         try:
             return photo, faces_in_photo(photo, points=points, models=models)
@@ -928,11 +933,17 @@ def _load_pictures(paths, size, note=print):
             pictures.append(load_face_image(path, size=size))
             resized += image_shape(path) != (size, size)
         except (OSError, ValueError) as error:
-            raise InputError(f"IMG: cannot read {path}: {error}") from None
+            raise InputError(f"IMG: cannot read {path}: {_reason(error, path)}") from None
     if resized and note is not None:
         note(f"note: resized {resized} of {len(paths)} picture(s) to the encoder's "
              f"{size} x {size}")
     return np.stack(pictures)
+
+
+def _reason(error, path):
+    """What `error` says about the file at `path`, without the path it may begin with."""
+    message = str(error)
+    return message[len(f"{path}: "):] if message.startswith(f"{path}: ") else message
 
 
 def _for_option(error, argument, option):
