@@ -28,8 +28,11 @@ import os
 import threading
 import time
 
+import numba
 import numpy as np
+from threadpoolctl import threadpool_info
 
+from kernels._workers import N_WORKERS
 from scratchnet._memory import glibc
 
 MIB = 2 ** 20
@@ -57,6 +60,34 @@ def summarize(seconds):
     ms = np.asarray(seconds) * 1e3
     q1, median, q3 = np.percentile(ms, [25, 50, 75])
     return {"median_ms": median, "iqr_ms": q3 - q1, "min_ms": ms.min(), "repeats": len(ms)}
+
+
+# ----------------------------------------------------------------- threads
+
+def scratchnet_threads():
+    """The threads scratchnet's kernels run on: {"conv_workers", "numba", "blas"}.
+
+    The convolutions run their tiles on kernels._workers.N_WORKERS threads,
+    one per core the process may use (os.sched_getaffinity), whatever
+    NUMBA_NUM_THREADS says; the pooling, ReLU and triplet kernels on Numba's
+    threads; plain NumPy products (gram, the linear layer) on BLAS's. All
+    three follow the process's CPU affinity (`taskset -c 0 python -m ...`).
+    """
+    blas = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+    return {"conv_workers": N_WORKERS, "numba": numba.get_num_threads(),
+            "blas": max(blas) if blas else None}
+
+
+def threads_line(threads, torch_threads):
+    """One sentence: scratchnet's thread counts, PyTorch's, and a warning where they differ."""
+    counts = {threads["conv_workers"], threads["numba"]} | ({threads["blas"]} - {None})
+    line = (f"threads: scratchnet's convolution workers {threads['conv_workers']}, "
+            f"Numba {threads['numba']}, BLAS {threads['blas'] or '?'}; "
+            + (f"PyTorch {torch_threads}" if torch_threads is not None else "no PyTorch"))
+    if len(counts | ({torch_threads} - {None})) > 1:
+        line += (" -- UNEQUAL: limit the cores with `taskset -c ...` instead of "
+                 "NUMBA_NUM_THREADS (the convolution workers follow the CPU affinity only)")
+    return line
 
 
 # ------------------------------------------------------------ peak memory

@@ -20,8 +20,10 @@ Cases, all float32, all in this one process:
             fresh process (see benchmarks/startup.py), and `scratchnet check`
 
 Peers: "scratchnet" calls `kernels` directly (ReLU as np.maximum and a mask);
-"torch" is PyTorch's CPU build, when installed, with as many threads as Numba
-uses; "numpy" is benchmarks/numpy_baseline.py. Each case first checks, outside
+"torch" is PyTorch's CPU build, when installed, with as many threads as
+scratchnet's convolutions have workers (kernels._workers.N_WORKERS, one per
+core the process may use; the header line gives every count, and warns when
+they differ); "numpy" is benchmarks/numpy_baseline.py. Each case first checks, outside
 the timing, that the peers' outputs agree with PyTorch's (or, without
 PyTorch, the NumPy baseline's). benchmarks/README.md explains every column.
 """
@@ -51,7 +53,9 @@ from ._harness import (
     call_with_peak_memory,
     markdown_table,
     max_relative_error,
+    scratchnet_threads,
     summarize,
+    threads_line,
     time_round_robin,
 )
 
@@ -458,6 +462,7 @@ def environment():
     info = {
         "python": platform.python_version(), "numpy": np.__version__, "numba": numba.__version__,
         "numba_threads": numba.get_num_threads(), "cpus": os.cpu_count(),
+        "scratchnet_threads": scratchnet_threads(),
         "machine": platform.machine(), "memory_method": MEMORY_METHOD,
         "torch": torch.__version__ if torch is not None else None,
         "torch_threads": torch.get_num_threads() if torch is not None else None,
@@ -472,20 +477,30 @@ def environment():
     return info
 
 
-def environment_line(info, repeats, heavy_repeats):
-    torch_part = (f"PyTorch {info['torch']} ({info['torch_threads']} threads)" if info["torch"]
-                  else "PyTorch not installed")
+def environment_line(info, repeats, heavy_repeats, timed_cases=True):
+    """The header: versions, thread counts, and (when cases were timed) how they were timed."""
+    torch_part = f"PyTorch {info['torch']}" if info["torch"] else "PyTorch not installed"
     spin = (f"OPENBLAS_THREAD_TIMEOUT={info['openblas_thread_timeout']}"
             if info["openblas_thread_timeout"] else "OpenBLAS spin left as loaded (NumPy came first)")
+    timing = (f"median of {repeats} ({heavy_repeats} for vgg19) round-robin calls after one "
+              f"warm-up; peak memory by {info['memory_method'] or 'nothing (unavailable)'}; "
+              if timed_cases else "")
     return (f"float32; {info['cpus']} CPUs ({info['machine']}); Python {info['python']}, "
-            f"NumPy {info['numpy']}, Numba {info['numba']} ({info['numba_threads']} threads, "
-            f"{info['numba_threading_layer']} layer), {torch_part}; median of {repeats} "
-            f"({heavy_repeats} for vgg19) round-robin calls after one warm-up; "
-            f"peak memory by {info['memory_method'] or 'nothing (unavailable)'}; {spin}; "
-            f"OMP_WAIT_POLICY={info['omp_wait_policy']}.")
+            f"NumPy {info['numpy']}, Numba {info['numba']} ({info['numba_threading_layer']} "
+            f"layer), {torch_part}; "
+            f"{threads_line(info['scratchnet_threads'], info['torch_threads'])}; {timing}"
+            f"{spin}; OMP_WAIT_POLICY={info['omp_wait_policy']}.")
 
 
 # -------------------------------------------------------------------- main
+
+def positive_int(text):
+    """argparse type: an int >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an int >= 1, got {value}")
+    return value
+
 
 def parse_arguments(argv):
     parser = argparse.ArgumentParser(prog="python -m benchmarks.conv", description=__doc__.split("\n")[0])
@@ -493,7 +508,8 @@ def parse_arguments(argv):
     parser.add_argument("--only", action="append", metavar="NAME",
                         help="run only cases whose name contains NAME (repeatable); "
                              "'startup' selects the compile and start-up timings")
-    parser.add_argument("--repeats", type=int, help="timed calls per peer (vgg19 gets a third)")
+    parser.add_argument("--repeats", type=positive_int,
+                        help="timed calls per peer, >= 1 (vgg19 gets a third, at least 1)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
     return parser.parse_args(argv)
 
@@ -501,10 +517,10 @@ def parse_arguments(argv):
 def main(argv=None):
     args = parse_arguments(argv)
     repeats, heavy_repeats = REPEATS["quick" if args.quick else "full"]
-    if args.repeats:
+    if args.repeats is not None:
         repeats, heavy_repeats = args.repeats, max(1, args.repeats // 3)
-    if torch is not None:
-        torch.set_num_threads(numba.get_num_threads())
+    if torch is not None:                  # as many threads as scratchnet's convolutions
+        torch.set_num_threads(scratchnet_threads()["conv_workers"])
     wants_startup = args.only is None or any(name.lower() in "startup" for name in args.only)
 
     print("running cases:", file=sys.stderr)
@@ -518,7 +534,7 @@ def main(argv=None):
         print(f"no case name contains any of {args.only}", file=sys.stderr)
         return 2
     info = environment()
-    print(environment_line(info, repeats, heavy_repeats) + "\n")
+    print(environment_line(info, repeats, heavy_repeats, timed_cases=bool(records)) + "\n")
     if records:
         print(results_table(records) + "\n")
     if startup:

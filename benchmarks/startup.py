@@ -9,7 +9,8 @@ that run filled (they load from disk). Prints one JSON object:
 
 The first call minus the second is the compile (or cache-loading) time.
 Helpers shared between kernels compile at the first kernel that uses them:
-conv_forward pays for the unfold loops that conv_backward_weight reuses.
+conv_forward pays for the zero-padding loop (kernels/conv.py:
+_surround_with_zeros) that the later padded convolutions reuse.
 The 1-D and 3-D convolutions run through the same 3-D loops as 2-D, so
 their rows show whether a new dimensionality costs a new compile.
 Inputs are tiny and float32, the benchmark's dtype.
