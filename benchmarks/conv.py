@@ -53,6 +53,7 @@ from ._harness import (
     call_with_peak_memory,
     markdown_table,
     max_relative_error,
+    positive_int,
     scratchnet_threads,
     summarize,
     threads_line,
@@ -493,14 +494,6 @@ def environment_line(info, repeats, heavy_repeats, timed_cases=True):
 
 
 # -------------------------------------------------------------------- main
-
-def positive_int(text):
-    """argparse type: an int >= 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an int >= 1, got {value}")
-    return value
-
 
 def parse_arguments(argv):
     parser = argparse.ArgumentParser(prog="python -m benchmarks.conv", description=__doc__.split("\n")[0])

@@ -9,15 +9,20 @@ J(G) = alpha J_content + beta J_style, and the backward pass to dJ/dG. Both
 peers use the same random weights, images and costs in float32; scratchnet
 runs its autograd (scratchnet.models.vgg19 and scratchnet.style), PyTorch
 its own. Peak memory is the resident-set high-water mark of one iteration.
+PyTorch runs on as many threads as scratchnet's convolutions have workers
+(one per core the process may use); the first line of the output gives the
+counts.
 """
 
 import argparse
 import sys
+from functools import partial
 
 import numpy as np
 
 from scratchnet import style
 from scratchnet.models import vgg19
+from scratchnet.models.vgg import smallest_input
 from scratchnet.tensor import Tensor, no_grad
 
 from ._harness import (
@@ -25,7 +30,10 @@ from ._harness import (
     call_with_peak_memory,
     markdown_table,
     max_relative_error,
+    positive_int,
+    scratchnet_threads,
     summarize,
+    threads_line,
     time_round_robin,
 )
 
@@ -129,12 +137,30 @@ def run(size, repeats):
     return rows
 
 
+def image_side(text, smallest):
+    """argparse type: an image side of at least `smallest` pixels."""
+    value = int(text)
+    if value < smallest:
+        raise argparse.ArgumentTypeError(
+            f"expected at least {smallest} (VGG19 pools four times before conv5_1), got {value}")
+    return value
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m benchmarks.style",
                                      description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
-    parser.add_argument("--repeats", type=int, default=5)
+    smallest = smallest_input((CONTENT_LAYER,) + STYLE_LAYERS)
+    parser.add_argument("--sizes", type=partial(image_side, smallest=smallest), nargs="+",
+                        default=[256, 512], metavar="SIDE",
+                        help=f"sides of the square images to time "
+                             f"(at least {smallest}; default 256 512)")
+    parser.add_argument("--repeats", type=positive_int, default=5,
+                        help="timed iterations per peer and size (default 5)")
     args = parser.parse_args(argv)
+    threads = scratchnet_threads()
+    if torch is not None:                  # as many threads as scratchnet's convolutions
+        torch.set_num_threads(threads["conv_workers"])
+    print(threads_line(threads, torch.get_num_threads() if torch is not None else None))
     rows = []
     for size in args.sizes:
         print(f"  {size}x{size} ...", file=sys.stderr)
