@@ -7,25 +7,49 @@ train` uses, and as that command runs it (one BLAS thread, the memory a step
 frees kept for the next: scratchnet._memory): draw a batch of 32 persons x 4
 pictures, augment it, run the encoder (three blocks of two conv 3x3 + batch
 norm + ReLU, max pooling, then the linear layer, the neck and the L2
-normalisation), mine semi-hard triplets, backward, Adam. The PyTorch peer is
-the same network, from the same initial weights, on a batch drawn and
-augmented by the same NumPy code, with batch-hard mining (benchmarks.gpu) in
-its own ops: the mining and the loss are under 1% of a step. PyTorch uses as
-many threads as scratchnet has workers. The pictures are `--persons` synthetic
-persons of 10 pictures (seed 0).
+normalisation), mine semi-hard triplets, add the triplets with negatives from
+the cross-batch memory (scratchnet.face.memory), backward, Adam.
+
+What is timed is a step as steps 201 ... 1,700 of the command's 1,700 run (counting from 1),
+with the cross-batch memory full and in use: the one setting that differs
+from the command's is memory_from_step, WARM_UP_STEPS instead of 200, and
+those first untimed steps (which also compile and warm the caches) fill the
+memory's `memory_batches` batches. The timed steps are WARM_UP_STEPS + 1 ...
+WARM_UP_STEPS + N.
+
+The PyTorch peer is the same network, from the same initial weights, on a
+batch drawn and augmented by the same NumPy code, with the same cross-batch
+memory (the same NumPy class mines the remembered negatives from the
+detached embeddings; the remembered triplets' loss, times memory_weight, is
+PyTorch's) and the same warm-up. What it lacks: its in-batch mining is
+batch-hard (benchmarks.gpu) in its own ops, one triplet per anchor, where
+scratchnet's is semi-hard with three negatives per anchor-positive pair; the
+mining and the loss are under 1% of a step. PyTorch uses as many threads as
+scratchnet's convolutions have workers. The pictures are `--persons`
+synthetic persons of 10 pictures (seed 0).
 """
 
 import argparse
 
 import numpy as np
 
-from benchmarks._harness import markdown_table, summarize, time_round_robin
+from benchmarks._harness import markdown_table, positive_int, summarize, time_round_robin
 from benchmarks.gpu import torch_batch_hard_loss
 from kernels._workers import N_WORKERS
 from scratchnet._memory import keep_freed_memory
 from scratchnet._threads import one_blas_thread
+from scratchnet.face.memory import CrossBatchMemory
 from scratchnet.face.synthetic import synthetic_faces
 from scratchnet.face.training import Trainer, TrainingSettings, augment
+
+# untimed steps before the timing: they compile, warm the caches and fill the
+# cross-batch memory, which is in use from the step after them on
+WARM_UP_STEPS = max(3, TrainingSettings().memory_batches)
+
+
+def timed_settings():
+    """`scratchnet face train`'s settings with the cross-batch memory in use after the warm-up."""
+    return TrainingSettings(memory_from_step=WARM_UP_STEPS)
 
 
 def scratchnet_step(images, labels, settings):
@@ -71,35 +95,68 @@ def torch_network(torch, settings, state):
 
 
 def torch_step(torch, images, labels, settings, state):
-    """A closure: the same step in PyTorch (draw, augment, forward, batch-hard, backward, Adam)."""
+    """A closure: the same step in PyTorch (draw, augment, forward, batch-hard, the cross-batch
+    memory's triplets from memory_from_step on, backward, Adam)."""
     network, forward = torch_network(torch, settings, state)
     optimizer = torch.optim.Adam(network.parameters(), lr=settings.lr)
     rng = np.random.default_rng(settings.seed)
     persons = [np.flatnonzero(labels == person) for person in np.unique(labels)]
+    memory = CrossBatchMemory(settings.memory_batches) if settings.memory_batches else None
+    steps_done = 0
 
     def step():
+        nonlocal steps_done
         chosen = rng.choice(len(persons), settings.identities_per_batch, replace=False)
         indices = np.concatenate([rng.choice(persons[p], settings.pictures_per_identity,
                                              replace=False) for p in chosen])
         x = torch.from_numpy(augment(images[indices], rng))
         y = torch.from_numpy(labels[indices])
-        loss = torch_batch_hard_loss(torch, forward(x), y, settings.alpha)
+        embeddings = forward(x)
+        loss = torch_batch_hard_loss(torch, embeddings, y, settings.alpha)
+        if memory is not None:
+            loss = loss + torch_memory_loss(torch, memory, embeddings, labels[indices], settings,
+                                            rng, steps_done >= settings.memory_from_step)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+        steps_done += 1
         return loss.item()
 
     return step
 
 
+def torch_memory_loss(torch, memory, embeddings, labels, settings, rng, in_use):
+    """memory_weight times the loss of the triplets with remembered negatives (0 when not
+    `in_use` or none is found), as Trainer._with_memory; then the batch joins the memory."""
+    encodings = embeddings.detach().numpy()
+    loss = 0.0
+    if in_use and len(memory):
+        anchors, positives, negatives = memory.semi_hard_triplets(
+            encodings, labels, settings.alpha, rng, settings.negatives_per_pair)
+        if len(anchors):
+            f_a, f_p = embeddings[torch.from_numpy(anchors)], embeddings[torch.from_numpy(positives)]
+            m = torch.from_numpy(negatives)                  # (T, d), no gradient
+            remembered = torch.relu(((f_a - f_p) ** 2).sum(dim=1) - ((f_a - m) ** 2).sum(dim=1)
+                                    + settings.alpha).sum()
+            loss = remembered * settings.memory_weight
+    memory.add(encodings, labels)
+    return loss
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=30, help="timed steps per peer")
-    parser.add_argument("--persons", type=int, default=200, help="synthetic persons to draw from")
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.face_step",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=positive_int, default=30,
+                        help="timed steps per peer (default 30)")
+    parser.add_argument("--persons", type=int, default=200,
+                        help="synthetic persons to draw from, at least 32 (default 200)")
     args = parser.parse_args(argv)
+    settings = timed_settings()
+    if args.persons < settings.identities_per_batch:
+        parser.error(f"argument --persons: expected at least {settings.identities_per_batch} "
+                     f"(the persons of one batch), got {args.persons}")
     keep_freed_memory()                              # as the scratchnet command does
     images, labels = synthetic_faces(args.persons, 10, seed=0)
-    settings = TrainingSettings()
     steps = {}
     steps["scratchnet"], trainer = scratchnet_step(images, labels, settings)
     try:
@@ -111,8 +168,8 @@ def main(argv=None):
         state = {name: value for name, value in trainer.network.state_dict().items()}
         steps["torch"] = torch_step(torch, images, labels, settings, state)
     for step in steps.values():
-        for _ in range(3):
-            step()                                   # compile, start threads, warm the caches
+        for _ in range(WARM_UP_STEPS):
+            step()                   # compile, start threads, warm the caches, fill the memory
     seconds = time_round_robin(steps, args.repeats)
     medians = {peer: summarize(times)["median_ms"] for peer, times in seconds.items()}
     rows = []
@@ -121,7 +178,10 @@ def main(argv=None):
         ratio = "-" if "torch" not in medians else f"{stats['median_ms'] / medians['torch']:.2f}"
         rows.append([peer, f"{stats['median_ms']:.0f}", f"{stats['iqr_ms']:.0f}",
                      f"{stats['min_ms']:.0f}", ratio])
-    print(f"one face training step, 128 pictures of 64x64, {N_WORKERS} threads, "
+    print(f"one face training step, 128 pictures of 64x64, cross-batch memory of "
+          f"{settings.memory_batches} batches full and in use (steps {WARM_UP_STEPS + 1}-"
+          f"{WARM_UP_STEPS + args.repeats} timed); scratchnet {N_WORKERS} convolution workers, "
+          f"PyTorch {torch.get_num_threads() if torch is not None else '-'} threads; "
           f"{args.repeats} timed steps per peer, round-robin")
     print(markdown_table(["peer", "median ms", "IQR ms", "min ms", "x torch"], rows,
                          ["<", ">", ">", ">", ">"]))
