@@ -90,11 +90,12 @@ def scratchnet_threads():
 
 
 def threads_line(threads, torch_threads):
-    """One sentence: scratchnet's thread counts, PyTorch's, and a warning where they differ."""
+    """One sentence: scratchnet's thread counts, PyTorch's (None: no PyTorch), and a warning
+    where they differ."""
     counts = {threads["conv_workers"], threads["numba"]} | ({threads["blas"]} - {None})
     line = (f"threads: scratchnet's convolution workers {threads['conv_workers']}, "
-            f"Numba {threads['numba']}, BLAS {threads['blas'] or '?'}; "
-            + (f"PyTorch {torch_threads}" if torch_threads is not None else "no PyTorch"))
+            f"Numba {threads['numba']}, BLAS {threads['blas'] or '?'}"
+            + (f"; PyTorch {torch_threads}" if torch_threads is not None else ""))
     if len(counts | ({torch_threads} - {None})) > 1:
         line += (" -- UNEQUAL: limit the cores with `taskset -c ...` instead of "
                  "NUMBA_NUM_THREADS (the convolution workers follow the CPU affinity only)")

@@ -31,7 +31,14 @@ from scratchnet.face.dlib import detector, resnet
 from scratchnet.face.dlib.files import find_model_file
 from scratchnet.io.dlib_dnn import read_dlib_network_file
 
-from ._harness import markdown_table, summarize, time_round_robin
+from ._harness import (
+    markdown_table,
+    positive_int,
+    scratchnet_threads,
+    summarize,
+    threads_line,
+    time_round_robin,
+)
 
 try:
     import dlib
@@ -128,12 +135,25 @@ def detector_rows(repeats):
     return [row("detect 640x480", time_round_robin(calls, repeats), agreement=agreement)]
 
 
+def threads_note():
+    """scratchnet's thread counts and dlib's: the peers do not run on the same number of cores."""
+    line = threads_line(scratchnet_threads(), None)
+    if dlib is None:
+        return line
+    if getattr(dlib, "DLIB_USE_BLAS", True) or getattr(dlib, "DLIB_USE_CUDA", False):
+        return f"{line}; dlib built with BLAS or CUDA: its threads are its BLAS's"
+    return f"{line}; dlib 1 (built without BLAS or CUDA: its networks run on one core)"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m benchmarks.dlib_faces",
                                      description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--repeats", type=positive_int, default=7,
+                        help="timed calls per peer and case (default 7)")
+    parser.add_argument("--batch", type=positive_int, default=16,
+                        help="chips in the batched descriptor case (default 16)")
     args = parser.parse_args(argv)
+    print(threads_note())
     if dlib is None:
         print("dlib is not installed: scratchnet alone, no ratios", file=sys.stderr)
     compile_s = first_call_seconds(lambda: detector.detect(np.zeros((64, 64, 3), np.uint8)))

@@ -29,7 +29,7 @@ import numpy as np
 
 from scratchnet.face.database import FaceDatabase
 
-from ._harness import markdown_table, summarize, time_round_robin
+from ._harness import markdown_table, positive_int, summarize, time_round_robin
 
 EMBEDDING_SIZE = 128
 BATCH = 100
@@ -105,8 +105,10 @@ def run(n_identities, repeats, folder):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m benchmarks.face_database",
                                      description=__doc__.split("\n")[0])
-    parser.add_argument("--identities", type=int, default=100_000)
-    parser.add_argument("--repeats", type=int, default=200)
+    parser.add_argument("--identities", type=positive_int, default=100_000,
+                        help="identities enrolled in the database (default 100,000)")
+    parser.add_argument("--repeats", type=positive_int, default=200,
+                        help="timed calls of each operation (default 200)")
     parser.add_argument("--folder", default=None,
                         help="where to write the database file (default: a temporary folder)")
     args = parser.parse_args(argv)

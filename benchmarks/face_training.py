@@ -120,13 +120,15 @@ def table(rows):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.face_training",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--runs", default=",".join(RUNS),
                         help=f"which of {', '.join(RUNS)} to train (default: all)")
     parser.add_argument("--steps", type=int, default=TrainingSettings().steps,
                         help="steps of each run but sixty_pictures, which has its own")
     parser.add_argument("--out", default="face-benchmark", help="folder for the models")
-    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--json", action="store_true",
+                        help="also print the rows as one JSON list, after the table")
     args = parser.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
     runs = args.runs.split(",")
