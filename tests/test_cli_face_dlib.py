@@ -135,12 +135,16 @@ def test_missing_model_files_say_how_to_get_them(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     for arguments in (["verify", ASTRONAUT, HOPPER, "--model", "dlib"],
                       ["detect", ASTRONAUT],
-                      ["list", "--model", "dlib", "--db", tmp_path / "db.npz"],
-                      ["detect", ASTRONAUT, "--dlib-models", tmp_path]):
+                      ["list", "--model", "dlib", "--db", tmp_path / "db.npz"]):
         status, out, err = run(capsys, *arguments)
-        assert status == 2 and out == ""
+        assert status == 2 and out == "" and len(err.splitlines()) == 1
         assert "pip install 'scratchnet[pretrained]'" in err and "--dlib-models DIR" in err
     assert not (tmp_path / "db.npz").exists()
+    # a folder given that lacks them: the advice is about that folder, not the install
+    status, _, err = run(capsys, "detect", ASTRONAUT, "--dlib-models", tmp_path)
+    assert status == 2 and len(err.splitlines()) == 1
+    assert f"no dlib model file at {tmp_path / 'mmod_human_face_detector.dat'}" in err
+    assert err.endswith("give --dlib-models DIR the folder that holds all four\n")
 
 
 def models_folder_with(tmp_path, name, content):

