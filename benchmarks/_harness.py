@@ -23,7 +23,6 @@ millisecond instead; it only gets to run when the call releases the GIL
 can miss short peaks. Elsewhere (no /proc) memory is not reported.
 """
 
-import argparse
 import gc
 import os
 import threading
@@ -61,16 +60,6 @@ def summarize(seconds):
     ms = np.asarray(seconds) * 1e3
     q1, median, q3 = np.percentile(ms, [25, 50, 75])
     return {"median_ms": median, "iqr_ms": q3 - q1, "min_ms": ms.min(), "repeats": len(ms)}
-
-
-# ------------------------------------------------------- command lines
-
-def positive_int(text):
-    """argparse type: an int >= 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an int >= 1, got {value}")
-    return value
 
 
 # ----------------------------------------------------------------- threads

@@ -47,13 +47,14 @@ import numpy as np
 import kernels
 
 from . import NUMPY_LOADED_FIRST, numpy_baseline
+from scratchnet.commands import positive_int
+
 from ._harness import (
     MEMORY_METHOD,
     MIB,
     call_with_peak_memory,
     markdown_table,
     max_relative_error,
-    positive_int,
     scratchnet_threads,
     summarize,
     threads_line,

@@ -28,12 +28,12 @@ import numpy as np
 from PIL import Image
 
 from scratchnet.face.dlib import detector, resnet
+from scratchnet.commands import positive_int
 from scratchnet.face.dlib.files import find_model_file
 from scratchnet.io.dlib_dnn import read_dlib_network_file
 
 from ._harness import (
     markdown_table,
-    positive_int,
     scratchnet_threads,
     summarize,
     threads_line,

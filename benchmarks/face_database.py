@@ -27,9 +27,10 @@ import time
 
 import numpy as np
 
+from scratchnet.commands import positive_int
 from scratchnet.face.database import FaceDatabase
 
-from ._harness import markdown_table, positive_int, summarize, time_round_robin
+from ._harness import markdown_table, summarize, time_round_robin
 
 EMBEDDING_SIZE = 128
 BATCH = 100

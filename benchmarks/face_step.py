@@ -33,11 +33,12 @@ import argparse
 
 import numpy as np
 
-from benchmarks._harness import markdown_table, positive_int, summarize, time_round_robin
+from benchmarks._harness import markdown_table, summarize, time_round_robin
 from benchmarks.gpu import torch_batch_hard_loss
 from kernels._workers import N_WORKERS
 from scratchnet._memory import keep_freed_memory
 from scratchnet._threads import one_blas_thread
+from scratchnet.commands import int_at_least, positive_int
 from scratchnet.face.memory import CrossBatchMemory
 from scratchnet.face.synthetic import synthetic_faces
 from scratchnet.face.training import Trainer, TrainingSettings, augment
@@ -148,13 +149,12 @@ def main(argv=None):
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=positive_int, default=30,
                         help="timed steps per peer (default 30)")
-    parser.add_argument("--persons", type=int, default=200,
-                        help="synthetic persons to draw from, at least 32 (default 200)")
-    args = parser.parse_args(argv)
     settings = timed_settings()
-    if args.persons < settings.identities_per_batch:
-        parser.error(f"argument --persons: expected at least {settings.identities_per_batch} "
-                     f"(the persons of one batch), got {args.persons}")
+    batch = settings.identities_per_batch
+    parser.add_argument("--persons", type=int_at_least(batch, " (the persons of one batch)"),
+                        default=200,
+                        help=f"synthetic persons to draw from, at least {batch} (default 200)")
+    args = parser.parse_args(argv)
     keep_freed_memory()                              # as the scratchnet command does
     images, labels = synthetic_faces(args.persons, 10, seed=0)
     steps = {}

@@ -16,11 +16,11 @@ counts.
 
 import argparse
 import sys
-from functools import partial
 
 import numpy as np
 
 from scratchnet import style
+from scratchnet.commands import int_at_least, positive_int
 from scratchnet.models import vgg19
 from scratchnet.models.vgg import smallest_input
 from scratchnet.tensor import Tensor, no_grad
@@ -30,7 +30,6 @@ from ._harness import (
     call_with_peak_memory,
     markdown_table,
     max_relative_error,
-    positive_int,
     scratchnet_threads,
     summarize,
     threads_line,
@@ -137,20 +136,12 @@ def run(size, repeats):
     return rows
 
 
-def image_side(text, smallest):
-    """argparse type: an image side of at least `smallest` pixels."""
-    value = int(text)
-    if value < smallest:
-        raise argparse.ArgumentTypeError(
-            f"expected at least {smallest} (VGG19 pools four times before conv5_1), got {value}")
-    return value
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m benchmarks.style",
                                      description=__doc__.split("\n")[0])
     smallest = smallest_input((CONTENT_LAYER,) + STYLE_LAYERS)
-    parser.add_argument("--sizes", type=partial(image_side, smallest=smallest), nargs="+",
+    parser.add_argument("--sizes", nargs="+",
+                        type=int_at_least(smallest, " (VGG19 pools four times before conv5_1)"),
                         default=[256, 512], metavar="SIDE",
                         help=f"sides of the square images to time "
                              f"(at least {smallest}; default 256 512)")

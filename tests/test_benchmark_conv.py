@@ -13,7 +13,7 @@ def test_repeats_below_one_are_refused(repeats, capsys):
     with pytest.raises(SystemExit) as exit_:
         conv.parse_arguments(["--repeats", repeats])
     assert exit_.value.code == 2
-    assert "expected an int >= 1" in capsys.readouterr().err
+    assert "expected a positive integer" in capsys.readouterr().err
 
 
 def test_the_header_counts_the_convolution_workers():

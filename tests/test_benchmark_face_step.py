@@ -80,4 +80,4 @@ def test_the_torch_step_adds_the_remembered_triplets(monkeypatch):
 def test_persons_fewer_than_a_batch_are_refused(capsys):
     with pytest.raises(SystemExit):
         face_step.main(["--persons", "10"])
-    assert "expected at least 32" in capsys.readouterr().err
+    assert "expected an integer >= 32 (the persons of one batch)" in capsys.readouterr().err
