@@ -15,12 +15,13 @@ def check_float_array(name, a, ndim=None):
 
     `ndim` is an int or a tuple of allowed ranks. Non-contiguous input is
     copied (so views and transposes work); integer, bool and complex input
-    is refused rather than silently cast.
+    is refused rather than silently cast. A 0-d array stays 0-d
+    (np.ascontiguousarray would make it shape (1,)).
     """
     if not isinstance(a, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray, got {type(a).__name__}")
     check_float_dtype_and_ndim(name, a, ndim)
-    return np.ascontiguousarray(a)
+    return np.asarray(a, order="C")
 
 
 def check_float_dtype_and_ndim(name, a, ndim=None):

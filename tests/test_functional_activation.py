@@ -14,15 +14,18 @@ from scratchnet import functional as F
 
 seeds = st.integers(0, 2**32 - 1)
 shapes = array_shapes(min_dims=1, max_dims=3, max_side=4)
+pointwise_shapes = array_shapes(min_dims=0, max_dims=3, max_side=4)   # a 0-d tensor too
 
 
 @pytest.mark.parametrize("op", [F.relu, F.sigmoid, F.tanh])
 @settings(max_examples=15, deadline=None)
-@given(shape=shapes, seed=seeds)
+@given(shape=pointwise_shapes, seed=seeds)
 def test_pointwise_activation_gradients(op, shape, seed):
     (x,) = random_tensors(np.random.default_rng(seed), shape)
     x.data[np.abs(x.data) < 1e-3] = 0.5  # relu's kink
     assert gradcheck(op, (x,))
+    op(x).sum().backward()
+    assert x.grad.shape == x.shape
 
 
 @pytest.mark.parametrize("op", [F.softmax, F.log_softmax])
