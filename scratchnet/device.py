@@ -66,6 +66,15 @@ def to_device(array, device):
     return array.get()
 
 
+def shares_memory(a, b):
+    """True when the arrays a and b may hold the same memory (one a view of the other)."""
+    if device_of(a) != device_of(b):
+        return False
+    if isinstance(a, CudaArray):
+        return a.view.buffer is b.view.buffer
+    return np.may_share_memory(a, b)
+
+
 def common_device(op_name, arrays):
     """The one device all `arrays` are on, or a ValueError naming the op and both devices."""
     devices = [device_of(a) for a in arrays]

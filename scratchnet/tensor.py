@@ -98,6 +98,24 @@ def as_float_array(data):
     return array.astype(np.float32)
 
 
+class VersionCounter:
+    """How many times an array has been written over in place.
+
+    Each Tensor starts with a counter of its own at 0. An op that writes its
+    result into an input's array (relu with inplace=True) gives its output
+    that input's counter and adds 1 to it. A recorded op notes the counters
+    of the arrays its backward pass will read, and their values; if a value
+    has changed when backward comes, the array holds other numbers than the
+    op saw, and Tensor.backward stops with an error rather than compute a
+    wrong gradient (as PyTorch does).
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self):
+        self.value = 0
+
+
 class Tensor:
     """An n-dimensional float array with an optional gradient.
 
@@ -120,6 +138,7 @@ class Tensor:
         self.requires_grad = bool(requires_grad)
         self.grad = None
         self.grad_fn = None  # the Function that made this tensor, if recorded
+        self._version_counter = VersionCounter()  # shared by the tensors holding this array
 
     # ----------------------------------------------------------- array facts
     shape = property(lambda self: self.data.shape)
@@ -132,6 +151,11 @@ class Tensor:
     def is_leaf(self):
         """True for tensors made by the user rather than by a recorded op."""
         return self.grad_fn is None
+
+    @property
+    def _version(self):
+        """How many times an in-place op has written over this tensor's array (as torch's)."""
+        return self._version_counter.value
 
     def __len__(self):
         return len(self.data)
@@ -160,8 +184,11 @@ class Tensor:
         return self.data.item()
 
     def detach(self):
-        """A new leaf sharing this tensor's data, cut off from the tape."""
-        return Tensor(self.data)
+        """A new leaf sharing this tensor's data (and its version counter), cut off from
+        the tape."""
+        detached = Tensor(self.data)
+        detached._version_counter = self._version_counter
+        return detached
 
     def zero_grad(self):
         """Forget the accumulated gradient."""
@@ -353,10 +380,18 @@ def _reverse_topological_order(root):
 def _input_gradients(fn, grad):
     """Run fn.backward and pair each gradient with the input it belongs to.
 
-    Checks the shapes, so that a mistake in a hand-written backward is
+    First checks that no in-place op has written over an array fn's backward
+    reads. Checks the shapes, so that a mistake in a hand-written backward is
     reported at the op that made it, and casts each gradient to its input's
     dtype (an op mixing float32 and float64 computes in float64).
     """
+    for counter, version in fn.saved_versions:
+        if counter.value != version:
+            name = type(fn).__name__
+            raise RuntimeError(
+                f"{name}.backward needs an array that an in-place op (relu with "
+                f"inplace=True) wrote over after {name} used it; make that op not in place"
+            )
     grads = fn.backward(grad)
     if not isinstance(grads, tuple):
         grads = (grads,)

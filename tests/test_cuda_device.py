@@ -231,6 +231,20 @@ def test_tensors_move_and_gradients_come_back():
     assert_same(leaf.grad, np.full_like(A, 3.0))
 
 
+def test_an_in_place_relu_on_the_gpu_is_checked_as_on_the_cpu():
+    x = Tensor(A, requires_grad=True, device="cuda")
+    h = x + 1.0
+    view = h.reshape(-1)                          # shares h's GPU memory, so its counter
+    product = h * x                               # reads h in its backward pass
+    F.relu(view, inplace=True)
+    assert h._version == view._version == 1
+    with pytest.raises(RuntimeError, match="Mul.backward needs an array that an in-place op"):
+        product.sum().backward()
+    fresh = Tensor(A, requires_grad=True, device="cuda")
+    F.relu(fresh * 3.0, inplace=True).sum().backward()    # nothing reads the product
+    assert_same(fresh.grad, np.where(A > 0, 3.0, 0.0).astype(A.dtype))
+
+
 def test_mixing_devices_is_an_error_naming_both():
     with pytest.raises(ValueError, match="Add: all tensors must be on one device, got input 0 "
                                          "on 'cpu' and input 1 on 'cuda'"):

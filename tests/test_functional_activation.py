@@ -127,6 +127,94 @@ def test_inplace_relu_refuses_a_leaf_that_requires_grad():
     np.testing.assert_array_equal(x.data, np.ones(3))      # untouched
 
 
+# Programs that write over an array with an in-place relu after another op used it. Each
+# gets `relu_` (an in-place relu) and x, and returns the scalar to differentiate.
+OVERWRITE_PROGRAMS = {
+    # tanh's backward reads its result, which relu_ overwrites
+    "tanh's result": lambda relu_, x: relu_(x.tanh()).sum(),
+    # (x + 1) * w reads x + 1; relu_ then overwrites it
+    "a product's factor": lambda relu_, x: _factor_then_relu(relu_, x),
+    # the same through a view: the reshape shares the factor's memory
+    "a view of a factor": lambda relu_, x: _view_of_factor_then_relu(relu_, x),
+    # the same through detach, which shares the array too
+    "a detached factor": lambda relu_, x: _detached_factor_then_relu(relu_, x),
+    # reading h + 1 needs nothing of h: overwriting h after it is fine
+    "a sum's term": lambda relu_, x: _term_then_relu(relu_, x),
+    # a convolution-like product's output, overwritten before anything read it
+    "a fresh result": lambda relu_, x: relu_(x * 3 - 1).sum(),
+}
+OVERWRITE_IS_AN_ERROR = {"tanh's result": True, "a product's factor": True,
+                         "a view of a factor": True, "a detached factor": True,
+                         "a sum's term": False, "a fresh result": False}
+
+
+def _factor_then_relu(relu_, x):
+    h = x + 1
+    product = h * x
+    return product.sum() + relu_(h).sum()
+
+
+def _view_of_factor_then_relu(relu_, x):
+    h = x + 1
+    product = h * x
+    relu_(h.reshape(-1))
+    return product.sum()
+
+
+def _detached_factor_then_relu(relu_, x):
+    h = x - 1
+    product = h * x
+    relu_(h.detach())
+    return product.sum()
+
+
+def _term_then_relu(relu_, x):
+    h = x * 2
+    total = (h + 1).sum()
+    return total + relu_(h).sum()
+
+
+@pytest.mark.parametrize("program", sorted(OVERWRITE_PROGRAMS))
+def test_overwriting_an_array_backward_reads_is_an_error_and_other_overwrites_are_not(program):
+    data = np.array([[-1.0, 0.5], [2.0, -0.25]])
+    x = Tensor(data.copy(), requires_grad=True)
+    loss = OVERWRITE_PROGRAMS[program](lambda t: F.relu(t, inplace=True), x)
+    if OVERWRITE_IS_AN_ERROR[program]:
+        with pytest.raises(RuntimeError, match=r"\.backward needs an array that an in-place op "
+                                               r"\(relu with inplace=True\) wrote over"):
+            loss.backward()
+        return
+    loss.backward()
+    fresh = Tensor(data.copy(), requires_grad=True)                 # the same without in place
+    OVERWRITE_PROGRAMS[program](F.relu, fresh).backward()
+    np.testing.assert_array_equal(x.grad, fresh.grad)
+
+
+@pytest.mark.parametrize("program", sorted(OVERWRITE_PROGRAMS))
+def test_overwrites_are_refused_where_pytorch_refuses_them(program):
+    torch = pytest.importorskip("torch")
+    x = torch.tensor([[-1.0, 0.5], [2.0, -0.25]], dtype=torch.float64, requires_grad=True)
+    loss = OVERWRITE_PROGRAMS[program](torch.relu_, x)
+    try:
+        loss.backward()
+        refused = False
+    except RuntimeError as error:
+        assert "modified by an inplace operation" in str(error)
+        refused = True
+    assert refused == OVERWRITE_IS_AN_ERROR[program]
+
+
+def test_an_in_place_relu_counts_a_write_on_the_array_it_shares():
+    x = Tensor(np.array([-1.0, 2.0]), requires_grad=True)
+    z = x * 3
+    view = z.reshape(2, 1)
+    assert z._version == view._version == 0
+    y = F.relu(view, inplace=True)
+    assert z._version == view._version == y._version == 1     # one array, one counter
+    assert F.relu(z)._version == 0                            # a new array, a new counter
+    assert x._version == 0
+
+
 def test_relu_keeps_nan_as_pytorch_does():
     torch = pytest.importorskip("torch")
     values = np.array([np.nan, -np.inf, np.inf, -1.0, 0.0, 2.0], dtype=np.float32)

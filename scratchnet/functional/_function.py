@@ -15,6 +15,16 @@ on and some input requires them, records the Function on the output so
 that Tensor.backward can call it later. `self.needs_input_grad[i]` tells
 backward which gradients are wanted, so expensive ones can be skipped.
 
+Two class attributes say which arrays backward reads, so that writing over
+one of them later (relu with inplace=True) is an error at backward time
+rather than a wrong gradient (scratchnet.tensor.VersionCounter):
+`keeps_inputs` (default True: the safe guess) and `keeps_output` (default
+False). An op that reads no input, as Add, says keeps_inputs = False; one
+that reads its own result, as Exp, says keeps_output = True. A forward that
+wrote its result over input i's array sets `self.overwrote = i`: the output
+shares that input's counter, which counts one more write. Otherwise an output
+that shares memory with an input (a view, as reshape's) shares its counter.
+
 All tensors of one op must be on one device ("cpu" or "cuda", see
 scratchnet.device). forward and backward then get NumPy arrays, or
 CudaArrays, which NumPy's functions accept: one NumPy code serves both.
@@ -38,7 +48,7 @@ array([ 3., 12.])
 
 import numpy as np
 
-from ..device import CudaArray, common_device
+from ..device import CudaArray, common_device, shares_memory
 from ..tensor import Tensor, is_grad_enabled
 
 
@@ -47,6 +57,10 @@ class Function:
 
     inputs = ()
     needs_input_grad = ()
+    keeps_inputs = True     # backward reads the input arrays
+    keeps_output = False    # backward reads the output array
+    overwrote = None        # the input whose array forward wrote its result over, if any
+    saved_versions = ()     # (counter, value) of each array backward reads, when recorded
 
     @classmethod
     def apply(cls, *inputs, **params):
@@ -55,8 +69,11 @@ class Function:
         fn = cls()
         fn.needs_input_grad = tuple(x.requires_grad for x in inputs)
         output = Tensor(fn.forward(*(x.data for x in inputs), **params))
+        _share_version_counter(output, inputs, fn.overwrote)
         if is_grad_enabled() and any(fn.needs_input_grad):
             fn.inputs = inputs
+            kept = (inputs if fn.keeps_inputs else ()) + ((output,) if fn.keeps_output else ())
+            fn.saved_versions = tuple((t._version_counter, t._version) for t in kept)
             output.requires_grad = True
             output.grad_fn = fn
         return output
@@ -66,6 +83,18 @@ class Function:
 
     def backward(self, grad_output):
         raise NotImplementedError(f"{type(self).__name__} must define backward")
+
+
+def _share_version_counter(output, inputs, overwrote):
+    """One array, one counter: the output takes the counter of the input whose array it is
+    (written over in place, one more write) or views (reshape, basic indexing)."""
+    if overwrote is not None:
+        output._version_counter = inputs[overwrote]._version_counter
+        output._version_counter.value += 1
+        return
+    for x in inputs:
+        if shares_memory(output.data, x.data):
+            output._version_counter = x._version_counter
 
 
 def as_tensor(x):

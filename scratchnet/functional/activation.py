@@ -21,11 +21,15 @@ from ._function import Function, normalize_axes
 
 
 class ReLU(Function):
+    keeps_inputs, keeps_output = False, True  # backward reads the result only
+
     def forward(self, x, inplace=False):
         self.kernels = kernels_for(x)
         # in place: the result overwrites x, so the graph keeps one array, not two;
         # the backward pass reads the slope from the result (a > 0 where x > 0)
-        self.a = self.kernels.relu_forward(x, out=x if inplace and _overwritable(x) else None)
+        in_place = inplace and _overwritable(x)
+        self.a = self.kernels.relu_forward(x, out=x if in_place else None)
+        self.overwrote = 0 if in_place else None    # x, input 0, now holds a
         return self.a
 
     def backward(self, dy):
@@ -33,6 +37,8 @@ class ReLU(Function):
 
 
 class Sigmoid(Function):
+    keeps_inputs, keeps_output = False, True  # backward reads the result only
+
     def forward(self, x):
         self.s = stable_sigmoid(x)
         return self.s
@@ -42,6 +48,8 @@ class Sigmoid(Function):
 
 
 class Tanh(Function):
+    keeps_inputs, keeps_output = False, True  # backward reads the result only
+
     def forward(self, x):
         self.t = np.tanh(x)
         return self.t
@@ -51,6 +59,8 @@ class Tanh(Function):
 
 
 class Softmax(Function):
+    keeps_inputs, keeps_output = False, True  # backward reads the result only
+
     def forward(self, x, dim):
         self.dim = dim
         e = np.exp(x - x.max(axis=dim, keepdims=True))
@@ -62,6 +72,8 @@ class Softmax(Function):
 
 
 class LogSoftmax(Function):
+    keeps_inputs, keeps_output = False, True  # backward reads the result only
+
     def forward(self, x, dim):
         self.dim = dim
         shifted = x - x.max(axis=dim, keepdims=True)
@@ -79,7 +91,9 @@ def relu(x, inplace=False):
     (when that array is contiguous; a view with gaps gets a new one): the graph
     then keeps one array where it kept two (x and the result). Use it only
     where nothing else needs x's values, e.g. right after a convolution, whose
-    backward pass needs its input but not its output.
+    backward pass needs its input but not its output: if a recorded op's
+    backward pass reads x's array, backward stops with an error
+    (scratchnet.tensor.VersionCounter) rather than compute a wrong gradient.
     """
     if inplace and isinstance(x, Tensor) and x.requires_grad and x.grad_fn is None:
         raise ValueError("x: an in-place relu cannot overwrite a leaf tensor that requires "

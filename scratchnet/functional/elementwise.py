@@ -26,6 +26,8 @@ from ._function import Function, operands, unbroadcast
 
 
 class Add(Function):
+    keeps_inputs = False  # backward reads no input
+
     def forward(self, x, y):
         self.shapes = x.shape, y.shape
         return x + y
@@ -35,6 +37,8 @@ class Add(Function):
 
 
 class Sub(Function):
+    keeps_inputs = False  # backward reads no input
+
     def forward(self, x, y):
         self.shapes = x.shape, y.shape
         return x - y
@@ -68,6 +72,8 @@ class Div(Function):
 
 
 class Pow(Function):
+    keeps_output = True  # backward reads z = x**y, and x and y
+
     def forward(self, x, y):
         self.x, self.y = x, y
         self.z = x**y
@@ -87,6 +93,8 @@ class Pow(Function):
 
 
 class Neg(Function):
+    keeps_inputs = False  # backward reads no input
+
     def forward(self, x):
         return -x
 
@@ -95,6 +103,8 @@ class Neg(Function):
 
 
 class Exp(Function):
+    keeps_inputs, keeps_output = False, True  # backward reads the result only
+
     def forward(self, x):
         self.z = np.exp(x)
         return self.z
@@ -113,6 +123,8 @@ class Log(Function):
 
 
 class Sqrt(Function):
+    keeps_inputs, keeps_output = False, True  # backward reads the result only
+
     def forward(self, x):
         self.z = np.sqrt(x)
         return self.z
@@ -131,6 +143,8 @@ class Abs(Function):
 
 
 class Clamp(Function):
+    keeps_inputs = False  # backward reads no input
+
     def forward(self, x, lo, hi):
         self.inside = np.ones_like(x, dtype=bool)
         if lo is not None:

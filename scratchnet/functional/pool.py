@@ -28,6 +28,8 @@ from .conv import SPATIAL_AXES, check_layout
 
 
 class MaxPool(Function):
+    keeps_inputs = False  # backward reads no input
+
     def forward(self, x, **window):
         self.x_shape, self.kernels = x.shape, kernels_for(x)
         y, self.indices = self.kernels.max_pool_forward(x, **window)
@@ -38,6 +40,8 @@ class MaxPool(Function):
 
 
 class AvgPool(Function):
+    keeps_inputs = False  # backward reads no input
+
     def forward(self, x, **window):
         self.x_shape, self.kernels, self.window = x.shape, kernels_for(x), window
         return self.kernels.avg_pool_forward(x, **window)

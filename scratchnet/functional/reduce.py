@@ -27,6 +27,8 @@ def _expand(grad, axes, keepdims):
 
 
 class Sum(Function):
+    keeps_inputs = False  # backward reads no input
+
     def forward(self, x, axis, keepdims):
         self.shape, self.keepdims = x.shape, keepdims
         self.axes = normalize_axes(axis, x.ndim)
@@ -37,6 +39,8 @@ class Sum(Function):
 
 
 class Mean(Function):
+    keeps_inputs = False  # backward reads no input
+
     def forward(self, x, axis, keepdims):
         self.shape, self.keepdims = x.shape, keepdims
         self.axes = normalize_axes(axis, x.ndim)
@@ -48,6 +52,8 @@ class Mean(Function):
 
 
 class Max(Function):
+    keeps_inputs = False  # backward reads no input
+
     def forward(self, x, axis, keepdims):
         self.keepdims = keepdims
         self.axes = normalize_axes(axis, x.ndim)

@@ -21,6 +21,8 @@ from ._function import Function
 
 
 class Reshape(Function):
+    keeps_inputs = False  # backward reads no input
+
     def forward(self, x, shape):
         self.shape = x.shape
         return x.reshape(shape)
@@ -30,6 +32,8 @@ class Reshape(Function):
 
 
 class Permute(Function):
+    keeps_inputs = False  # backward reads no input
+
     def forward(self, x, dims):
         self.inverse = tuple(np.argsort(dims))
         return x.transpose(dims)
@@ -39,6 +43,8 @@ class Permute(Function):
 
 
 class GetItem(Function):
+    keeps_inputs = False  # backward reads no input
+
     def forward(self, x, index):
         self.shape, self.dtype, self.index = x.shape, x.dtype, index
         return x[index]
@@ -53,6 +59,8 @@ class GetItem(Function):
 
 
 class Cat(Function):
+    keeps_inputs = False  # backward reads no input
+
     def forward(self, *arrays, dim):
         self.dim = dim
         self.offsets = np.cumsum([a.shape[dim] for a in arrays])[:-1]
@@ -63,6 +71,8 @@ class Cat(Function):
 
 
 class Stack(Function):
+    keeps_inputs = False  # backward reads no input
+
     def forward(self, *arrays, dim):
         self.dim = dim
         return np.stack(arrays, axis=dim)
@@ -72,6 +82,8 @@ class Stack(Function):
 
 
 class Pad(Function):
+    keeps_inputs = False  # backward reads no input
+
     def forward(self, x, widths, value):
         # the part of the output that lies over x: slice(before, before + n)
         self.inner = tuple(slice(lo, lo + n) for (lo, _), n in zip(widths, x.shape))
@@ -82,6 +94,8 @@ class Pad(Function):
 
 
 class ToDevice(Function):
+    keeps_inputs = False  # backward reads no input
+
     def forward(self, x, device):
         self.source = device_of(x)
         return move(x, device)
