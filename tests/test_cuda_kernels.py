@@ -154,6 +154,7 @@ def test_conv_matches_the_cpu_twin(case, dtype, seed):
     ((1, 1, 3, 4, 4), (2, 1, 2, 3, 3), dict(stride=(1, 2, 1), padding=1)),  # 3-D
     ((1, 1, 9, 9), (1, 1, 3, 3), dict(padding=1)),                          # 81 positions: 2 tiles
     ((1, 8, 3, 3), (2, 8, 3, 3), dict(padding=1)),                          # k = 72: 5 steps
+    ((0, 2, 5, 5), (3, 2, 3, 3), dict(padding=1)),                          # an empty batch
 ])
 def test_conv_chosen_cases(x_shape, w_shape, geometry):
     check_conv(x_shape, w_shape, geometry, np.float32)

@@ -32,6 +32,8 @@ bx*64 + tx + 16 s of its block's product. docs/derivations.md derives the
 gradients; the arguments, checks and results are those of kernels.conv.
 """
 
+import math
+
 from numba import cuda
 
 from .._checks import check_same_dtype, check_shape
@@ -70,7 +72,7 @@ def conv_forward(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
 def conv_backward_input(dy, w, x_shape, stride=1, padding=0, dilation=1, groups=1):
     """dL/dx given dL/dy: the transposed convolution of dy with w, as a gather."""
     w = check_device_array("w", w, ndim=(3, 4, 5))
-    x_shape = check_shape("x_shape", x_shape, ndim=w.ndim)
+    x_shape = check_shape("x_shape", x_shape, ndim=w.ndim, empty_batch=True)
     geo = _geometry(x_shape, w.shape, stride, padding, dilation, groups)
     dy = _check_dy(dy, x_shape[0], w.shape[0], geo, check_device_array)
     check_same_dtype(dy=dy, w=w)
@@ -133,7 +135,7 @@ def _add_bias(y, b):
     """y[n, f, o] += b[f], in place."""
     y_view = view_of(y)
     n_batch, n_out = y.shape[:2]
-    positions = y.size // (n_batch * n_out)
+    positions = math.prod(y.shape[2:])
     shape = (n_batch, n_out, positions)                 # (N, F, *n_out) -> (N, F, P)
     y_flat = View(y_view.buffer, 0, shape, (n_out * positions, positions, 1))
     b_broadcast = View(view_of(b).buffer, 0, shape, (0, 1, 0))
