@@ -6,6 +6,10 @@ output is (N, n_C, *n_out) with n_out = floor((n_in + 2p - f) / s) + 1, the
 course's formula. A window at output position o covers the input positions
 o * s - p + j for 0 <= j < f.
 
+Max pooling also takes PyTorch's dilation d: the window's entries lie d apart,
+at o * s - p + j d, so it spans d (f - 1) + 1 positions, and that span takes
+f's place in n_out: floor((n_in + 2p - d (f - 1) - 1) / s) + 1.
+
 ceil_mode=True rounds up instead, as in PyTorch: n_out = ceil((n_in + 2p - f) / s) + 1,
 less one if the last window would start in the padding after the input. That
 last window may then reach past the padding; it pools what it covers.
@@ -20,7 +24,9 @@ average pooling; m_o is the number of the window's positions inside the
 padded input with count_include_pad=True (the window volume, except for
 ceil_mode's last windows), else the number of real input positions in the
 window. As in PyTorch, padding may be at most half the window, so that every
-window holds real input.
+window holds real input. A dilated window can still hold none (its entries
+may all fall in the padding): its maximum is -inf, as in PyTorch, its index
+-1, and no gradient flows from it.
 
 One formulation for all dimensionalities: a table `window[o, j]` lists, for
 every output position o (flattened) and window offset j (flattened), the
@@ -37,10 +43,11 @@ from ._checks import as_tuple, check_bool, check_float_array, check_shape, outpu
 
 # ---------------------------------------------------------------- public tier
 
-def max_pool_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False):
+def max_pool_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
     """Return (y, indices); indices[n, c, o] is the flat position in x[n, c] of y[n, c, o]."""
     x = check_float_array("x", x, ndim=(3, 4, 5))
-    window, out_sizes = _window_table(x.shape, kernel_size, stride, padding, ceil_mode)
+    window, out_sizes = _window_table(x.shape, kernel_size, stride, padding, ceil_mode,
+                                      dilation)
     planes = _planes(x)                                     # (N C, positions)
     y = np.empty((planes.shape[0], window.shape[0]), dtype=x.dtype)
     indices = np.empty(y.shape, dtype=np.int64)
@@ -98,28 +105,30 @@ def _planes(a):
 # Shared with the GPU twin, kernels.cuda.pool, which validates its arguments
 # with the same functions.
 
-def _pool_geometry(x_shape, kernel_size, stride, padding, ceil_mode):
-    """Validate the pooling arguments; return (f, s, p, n_out), a tuple per spatial dimension."""
+def _pool_geometry(x_shape, kernel_size, stride, padding, ceil_mode, dilation=1):
+    """Validate the pooling arguments; return (f, s, p, d, n_out), a tuple per spatial
+    dimension each."""
     n_spatial = len(x_shape) - 2
     kernel = as_tuple("kernel_size", kernel_size, n_spatial, minimum=1)
     stride = kernel if stride is None else as_tuple("stride", stride, n_spatial, minimum=1)
     pad = as_tuple("padding", padding, n_spatial, minimum=0)
+    dilation = as_tuple("dilation", dilation, n_spatial, minimum=1)
     check_bool("ceil_mode", ceil_mode)
     if any(2 * p > f for p, f in zip(pad, kernel)):
         raise ValueError(f"padding must be at most half of kernel_size {kernel}, got {padding!r}")
     in_sizes = tuple(x_shape[2:])
-    out_sizes = output_sizes(in_sizes, kernel, stride, tuple((p, p) for p in pad),
-                             (1,) * n_spatial)
+    out_sizes = output_sizes(in_sizes, kernel, stride, tuple((p, p) for p in pad), dilation)
     if ceil_mode:
-        out_sizes = tuple(_ceil_mode_size(n, f, s, p)
-                          for n, f, s, p in zip(in_sizes, kernel, stride, pad))
-    return kernel, stride, pad, out_sizes
+        out_sizes = tuple(_ceil_mode_size(n, d * (f - 1) + 1, s, p)
+                          for n, f, s, p, d in zip(in_sizes, kernel, stride, pad, dilation))
+    return kernel, stride, pad, dilation, out_sizes
 
 
-def _ceil_mode_size(n, f, s, p):
-    """ceil((n + 2p - f) / s) + 1, less one if the last window would start in the
+def _ceil_mode_size(n, span, s, p):
+    """ceil((n + 2p - span) / s) + 1 for a window spanning `span` positions (f, or
+    d (f - 1) + 1 when dilated), less one if the last window would start in the
     padding after the input (its start (n_out - 1) s - p >= n), as PyTorch counts."""
-    n_out = -(-(n + 2 * p - f) // s) + 1
+    n_out = -(-(n + 2 * p - span) // s) + 1
     return n_out - 1 if (n_out - 1) * s - p >= n else n_out
 
 
@@ -131,15 +140,17 @@ def _check_dy_shape(dy, x_shape, out_sizes):
 
 
 def _check_argmax(indices, dy_shape, x_shape, extreme):
-    """Raise unless the int64 `indices` match dy and point into the planes of x; return the
-    plane size. extreme("min" or "max", indices) gives the smallest or largest index."""
+    """Raise unless the int64 `indices` match dy and point into the planes of x (or are -1,
+    a window with no input); return the plane size. extreme("min" or "max", indices) gives
+    the smallest or largest index."""
     if indices.shape != dy_shape:
         raise ValueError(f"indices must have the shape of dy {dy_shape}, got {indices.shape}")
     if dy_shape[:2] != x_shape[:2]:
         raise ValueError(f"dy must have batch and channels {x_shape[:2]}, got {dy_shape[:2]}")
     plane_size = int(np.prod(x_shape[2:]))
-    if indices.size and not 0 <= extreme("min", indices) <= extreme("max", indices) < plane_size:
-        raise ValueError(f"indices must lie in [0, {plane_size}) for x_shape {x_shape}")
+    if indices.size and not -1 <= extreme("min", indices) <= extreme("max", indices) < plane_size:
+        raise ValueError(f"indices must lie in [0, {plane_size}) or be -1 (a window with no "
+                         f"input) for x_shape {x_shape}")
     return plane_size
 
 
@@ -156,19 +167,19 @@ def _describe(a):
 
 # ------------------------------------------------------------ the window table
 
-def _window_table(x_shape, kernel_size, stride, padding, ceil_mode):
+def _window_table(x_shape, kernel_size, stride, padding, ceil_mode, dilation=1):
     """Validate the pooling arguments; return (window (P, K) int64, out_sizes).
 
     window[o, j] is the flat input position, -1 in the padding, -2 past it.
     """
-    kernel, stride, pad, out_sizes = _pool_geometry(x_shape, kernel_size, stride, padding,
-                                                    ceil_mode)
+    kernel, stride, pad, dilation, out_sizes = _pool_geometry(x_shape, kernel_size, stride,
+                                                              padding, ceil_mode, dilation)
     in_sizes = tuple(x_shape[2:])
     flat_index = np.zeros((1, 1), dtype=np.int64)             # (P so far, K so far)
     inside = np.ones((1, 1), dtype=bool)
     padded = np.ones((1, 1), dtype=bool)
-    for size, f, s, p, n_out in zip(in_sizes, kernel, stride, pad, out_sizes):
-        position = np.arange(n_out)[:, None] * s - p + np.arange(f)[None, :]  # (n_out, f)
+    for size, f, s, p, d, n_out in zip(in_sizes, kernel, stride, pad, dilation, out_sizes):
+        position = np.arange(n_out)[:, None] * s - p + np.arange(f)[None, :] * d  # (n_out, f)
         # (P, K) x (n_out, f) -> (P n_out, K f): the last dimension varies fastest
         flat_index = (flat_index[:, None, :, None] * size + position[None, :, None, :])
         inside = inside[:, None, :, None] & ((position >= 0) & (position < size))[None, :, None, :]
@@ -190,7 +201,8 @@ def _divisors(window, count_include_pad, dtype):
 @njit(cache=True, parallel=True)
 def _max_pool_planes(x, window, y, argmax):
     """y[m, o] = max_j x[m, window[o, j]]; NaN wins, as in PyTorch (its argmax is the first
-    NaN, PyTorch's the last); ties go to the first.
+    NaN, PyTorch's the last); ties go to the first; -inf, with argmax -1, for a window that
+    holds no input.
 
     The choice is computed, not branched on (`better` selects the new or the old
     value): which entry of a window is largest is a coin toss for the processor's
@@ -208,16 +220,17 @@ def _max_pool_planes(x, window, y, argmax):
                     better = (best_i < 0) | (value > best) | (np.isnan(value) & ~np.isnan(best))
                     best = value if better else best
                     best_i = i if better else best_i
-            y[m, o] = best
+            y[m, o] = best if best_i >= 0 else -np.inf
             argmax[m, o] = best_i
 
 
 @njit(cache=True, parallel=True)
 def _scatter_planes(dy, argmax, dx):
-    """dx[m, argmax[m, o]] += dy[m, o]."""
+    """dx[m, argmax[m, o]] += dy[m, o], where the window held input (argmax >= 0)."""
     for m in prange(dy.shape[0]):
         for o in range(dy.shape[1]):
-            dx[m, argmax[m, o]] += dy[m, o]
+            if argmax[m, o] >= 0:
+                dx[m, argmax[m, o]] += dy[m, o]
 
 
 @njit(cache=True, parallel=True)

@@ -196,29 +196,43 @@ def pool_cases(draw):
     padding = tuple(draw(st.integers(0, f // 2)) for f in kernel)
     sizes = tuple(draw(st.integers(1, 6 if n_spatial < 3 else 4)) for _ in range(n_spatial))
     x_shape = (draw(st.integers(1, 2)), draw(st.integers(1, 2))) + sizes
-    assume(all(n + 2 * p >= f for n, p, f in zip(sizes, padding, kernel)))
-    return x_shape, kernel, stride, padding
+    dilation = draw(st.integers(1, 2))                   # for max pooling
+    assume(all(n + 2 * p >= dilation * (f - 1) + 1 for n, p, f in zip(sizes, padding, kernel)))
+    return x_shape, kernel, stride, padding, dilation
 
 
 @settings(max_examples=8, deadline=None)
 @given(case=pool_cases(), dtype=st.sampled_from(DTYPES), ceil_mode=st.booleans(),
        count_include_pad=st.booleans(), seed=st.integers(0, 2**16))
 def test_pooling_matches_the_cpu_twin(case, dtype, ceil_mode, count_include_pad, seed):
-    x_shape, kernel, stride, padding = case
+    x_shape, kernel, stride, padding, dilation = case
     window = dict(kernel_size=kernel, stride=stride, padding=padding, ceil_mode=ceil_mode)
     average = dict(window, count_include_pad=count_include_pad)
     x = random_array(x_shape, dtype, seed)
-    y, indices = kernels.max_pool_forward(x, **window)
-    y_gpu, indices_gpu = gpu.max_pool_forward(on_device(x), **window)
+    y, indices = kernels.max_pool_forward(x, **window, dilation=dilation)
+    y_gpu, indices_gpu = gpu.max_pool_forward(on_device(x), **window, dilation=dilation)
     np.testing.assert_array_equal(host(y_gpu), y)
     np.testing.assert_array_equal(host(indices_gpu), indices)
     dy = random_array(y.shape, dtype, seed + 1)
     assert_close(host(gpu.max_pool_backward(on_device(dy), indices_gpu, x_shape)),
                  kernels.max_pool_backward(dy, indices, x_shape))
-    np.testing.assert_array_equal(host(gpu.avg_pool_forward(on_device(x), **average)),
-                                  kernels.avg_pool_forward(x, **average))
+    mean = kernels.avg_pool_forward(x, **average)
+    np.testing.assert_array_equal(host(gpu.avg_pool_forward(on_device(x), **average)), mean)
+    dy = random_array(mean.shape, dtype, seed + 2)
     np.testing.assert_array_equal(host(gpu.avg_pool_backward(on_device(dy), x_shape, **average)),
                                   kernels.avg_pool_backward(dy, x_shape, **average))
+
+
+def test_a_dilated_window_with_no_input_is_the_twins():
+    x = np.array([[[3.0]]])                  # windows of 2, 2 apart, padding 1: reads -1 and 1
+    y, indices = kernels.max_pool_forward(x, 2, 1, 1, 2)
+    y_gpu, indices_gpu = gpu.max_pool_forward(on_device(x), 2, 1, 1, 2)
+    assert y.tolist() == [[[-np.inf]]] and indices.tolist() == [[[-1]]]
+    np.testing.assert_array_equal(host(y_gpu), y)
+    np.testing.assert_array_equal(host(indices_gpu), indices)
+    dy = np.ones_like(y)
+    np.testing.assert_array_equal(host(gpu.max_pool_backward(on_device(dy), indices_gpu, x.shape)),
+                                  [[[0.0]]])
 
 
 def test_max_pool_nan_wins_and_ties_go_first():
@@ -236,7 +250,7 @@ def test_pooling_errors_are_the_twins():
         gpu.max_pool_forward(on_device(x), 2, padding=2)
     assert str(gpu_error.value) == str(cpu_error.value)
     _, indices = gpu.max_pool_forward(on_device(x), 2)
-    with pytest.raises(ValueError, match=r"indices must lie in \[0, 4\)"):
+    with pytest.raises(ValueError, match=r"indices must lie in \[0, 4\) or be -1"):
         gpu.max_pool_backward(on_device(np.zeros((1, 1, 2, 2))), indices, (1, 1, 2, 2))
     with pytest.raises(TypeError, match="indices must be an int64 device array"):
         gpu.max_pool_backward(on_device(np.zeros((1, 1, 2, 2))),

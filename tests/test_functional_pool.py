@@ -101,7 +101,8 @@ def test_positional_arguments_mean_what_they_mean_in_torch(n_spatial):
     for arguments in [(3, 1, 1, False), (3, 2, 1, True), (3, 2, 1, True, False)]:
         assert_matches_torch(lambda t: AVG_POOL[n_spatial](t, *arguments),
                              lambda t: getattr(tf, f"avg_pool{n_spatial}d")(t, *arguments), [x])
-    for arguments in [(3, 2, 1, 1, True), (2, 2, 0, 1, True)]:
+    for arguments in [(3, 2, 1, 1, True), (2, 2, 0, 1, True), (3, 1, 1, 2, False),
+                      (2, 2, 1, (2, 1, 2)[:n_spatial], True)]:
         assert_matches_torch(lambda t: MAX_POOL[n_spatial](t, *arguments),
                              lambda t: getattr(tf, f"max_pool{n_spatial}d")(t, *arguments), [x])
 
@@ -117,9 +118,9 @@ def test_ceil_mode_gradients(n_spatial, data, seed, count_include_pad):
         t, **window, ceil_mode=True, count_include_pad=count_include_pad), (x,))
 
 
-def test_max_pool_refuses_a_dilation():
-    with pytest.raises(ValueError, match=r"max_pool2d: dilation must be 1 .*got 2"):
-        F.max_pool2d(Tensor(np.ones((1, 1, 5, 5))), 2, 1, 0, 2)
+def test_max_pool_dilation_must_be_positive():
+    with pytest.raises(ValueError, match=r"dilation must be >= 1 in every dimension, got 0"):
+        F.max_pool2d(Tensor(np.ones((1, 1, 5, 5))), 2, 1, 0, 0)
 
 
 def test_count_include_pad_must_be_a_bool():

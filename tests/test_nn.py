@@ -551,9 +551,20 @@ def test_avg_pool_layer_takes_its_arguments_in_torchs_order():
 
 def test_max_pool_layer_refuses_torchs_fifth_argument_rather_than_misread_it():
     # torch's MaxPool2d(kernel_size, stride, padding, dilation, return_indices, ceil_mode):
-    # scratchnet has no dilation or return_indices, so its ceil_mode is keyword-only
+    # scratchnet has no return_indices, so its ceil_mode is keyword-only
     with pytest.raises(TypeError):
-        nn.MaxPool2d(3, 2, 1, 1)
+        nn.MaxPool2d(3, 2, 1, 1, True)
+
+
+def test_max_pool_layer_takes_a_dilation_fourth_as_torch_does():
+    torch = pytest.importorskip("torch")
+    assert_matches_torch_module(nn.MaxPool2d(3, 1, 1, 2), torch.nn.MaxPool2d(3, 1, 1, 2),
+                                random_input((2, 3, 7, 6)))
+    assert_matches_torch_module(nn.MaxPool2d(2, 2, 0, 2, ceil_mode=True),
+                                torch.nn.MaxPool2d(2, 2, 0, 2, ceil_mode=True),
+                                random_input((2, 3, 7, 6)))
+    assert repr(nn.MaxPool2d(3, 1, 1, 2)) == ("MaxPool2d(kernel_size=3, stride=1, padding=1, "
+                                              "dilation=2)")
 
 
 def sigmoid(z):

@@ -46,6 +46,16 @@ def test_naive_ceil_mode_by_hand():
     assert naive_pool.out_shape((1, 1, 5), 3, 3, 1, ceil_mode=True) == (1, 1, 2)
 
 
+def test_naive_dilation_by_hand():
+    x = np.array([[[1.0, 5.0, 2.0, 4.0, 3.0]]])
+    # windows of 2 entries 2 apart (span 3), stride 1: {1, 2}, {5, 4}, {2, 3}
+    np.testing.assert_array_equal(naive_pool.max_pool(x, 2, 1, dilation=2), [[[2.0, 5.0, 3.0]]])
+    np.testing.assert_array_equal(naive_pool.max_pool_grad(np.ones((1, 1, 3)), x, 2, 1,
+                                                           dilation=2), [[[0, 1, 1, 0, 1]]])
+    # ceil_mode with the span: ceil((5 - 3) / 2) + 1 = 2 windows, from 0 and from 2
+    assert naive_pool.out_shape((1, 1, 5), 2, 2, ceil_mode=True, dilation=2) == (1, 1, 2)
+
+
 # ------------------------------------------------------ drawn configurations
 
 @st.composite
@@ -54,11 +64,13 @@ def pool_configs(draw):
     kernel = tuple(draw(st.integers(1, 3)) for _ in range(nd))
     stride = draw(st.one_of(st.none(), st.integers(1, 3), st.tuples(*[st.integers(1, 3)] * nd)))
     padding = tuple(draw(st.integers(0, f // 2)) for f in kernel)
+    dilation = draw(st.one_of(st.just(1), st.tuples(*[st.integers(1, 2)] * nd)))  # max only
     sizes = tuple(draw(st.integers(1, 7 if nd < 3 else 5)) for _ in range(nd))
     x_shape = (draw(st.integers(1, 3)), draw(st.integers(1, 3))) + sizes
-    assume(all(n + 2 * p >= f for n, p, f in zip(sizes, padding, kernel)))
+    spans = [f if dilation == 1 else dilation[a] * (f - 1) + 1 for a, f in enumerate(kernel)]
+    assume(all(n + 2 * p >= span for n, p, span in zip(sizes, padding, spans)))
     return dict(x_shape=x_shape, kernel_size=kernel, stride=stride, padding=padding,
-                ceil_mode=draw(st.booleans()))
+                dilation=dilation, ceil_mode=draw(st.booleans()))
 
 
 def _x(cfg, seed=0):
@@ -69,22 +81,34 @@ def _x(cfg, seed=0):
 
 
 def _args(cfg):
+    """Average pooling's arguments (it has no dilation)."""
     return cfg["kernel_size"], cfg["stride"], cfg["padding"], cfg["ceil_mode"]
+
+
+def _max_args(cfg):
+    """Max pooling's arguments, in PyTorch's order."""
+    return cfg["kernel_size"], cfg["stride"], cfg["padding"], cfg["dilation"], cfg["ceil_mode"]
+
+
+def _naive_max_args(cfg):
+    k, s, p, d, ceil = _max_args(cfg)
+    return dict(kernel=k, stride=s, padding=p, dilation=d, ceil_mode=ceil)
 
 
 @settings(max_examples=40, deadline=None)
 @given(pool_configs())
 def test_max_pool_matches_naive(cfg):
     x = _x(cfg)
-    y, indices = kernels.max_pool_forward(x, *_args(cfg))
-    np.testing.assert_array_equal(y, naive_pool.max_pool(x, *_args(cfg)))
-    # the indices point at the maxima
+    y, indices = kernels.max_pool_forward(x, *_max_args(cfg))
+    np.testing.assert_array_equal(y, naive_pool.max_pool(x, **_naive_max_args(cfg)))
+    # the indices point at the maxima; -1 marks a (dilated) window with no input
     flat = x.reshape(x.shape[0], x.shape[1], -1)
     picked = np.take_along_axis(flat, indices.reshape(*indices.shape[:2], -1), axis=2)
-    np.testing.assert_array_equal(picked.reshape(y.shape), y)
+    np.testing.assert_array_equal(np.where(indices < 0, -np.inf, picked.reshape(y.shape)), y)
     dy = np.random.default_rng(1).standard_normal(y.shape)
     np.testing.assert_allclose(kernels.max_pool_backward(dy, indices, x.shape),
-                               naive_pool.max_pool_grad(dy, x, *_args(cfg)), rtol=1e-12)
+                               naive_pool.max_pool_grad(dy, x, **_naive_max_args(cfg)),
+                               rtol=1e-12)
 
 
 @settings(max_examples=40, deadline=None)
@@ -110,16 +134,17 @@ def test_gradients_match_finite_differences(cfg, count_include_pad):
     rng = np.random.default_rng(2)
     direction = rng.standard_normal(x.shape)
     eps = 1e-7   # smaller than the gap between distinct values: the argmax stays put
-    y, indices = kernels.max_pool_forward(x, k, s, p, ceil)
+    y, indices = kernels.max_pool_forward(x, *_max_args(cfg))
     v = rng.standard_normal(y.shape)
+    avg_v = rng.standard_normal(kernels.avg_pool_forward(x, k, s, p, ceil).shape)
 
     def max_loss(x_):
-        return np.vdot(kernels.max_pool_forward(x_, k, s, p, ceil)[0], v)
+        return np.vdot(kernels.max_pool_forward(x_, *_max_args(cfg))[0], v)
 
     def avg_loss(x_):
-        return np.vdot(kernels.avg_pool_forward(x_, k, s, p, ceil, count_include_pad), v)
+        return np.vdot(kernels.avg_pool_forward(x_, k, s, p, ceil, count_include_pad), avg_v)
 
-    avg_grad = kernels.avg_pool_backward(v, x.shape, k, s, p, ceil, count_include_pad)
+    avg_grad = kernels.avg_pool_backward(avg_v, x.shape, k, s, p, ceil, count_include_pad)
     for loss, grad in [(max_loss, kernels.max_pool_backward(v, indices, x.shape)),
                        (avg_loss, avg_grad)]:
         numeric = (loss(x + eps * direction) - loss(x - eps * direction)) / (2 * eps)
@@ -139,10 +164,11 @@ def test_matches_pytorch(cfg, count_include_pad):
     max_pool = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[nd]
     avg_pool = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}[nd]
     xt = torch.tensor(x, requires_grad=True)
-    yt, it = max_pool(xt, k, s, p, ceil_mode=ceil, return_indices=True)
-    y, indices = kernels.max_pool_forward(x, k, s, p, ceil)
+    yt, it = max_pool(xt, *_max_args(cfg), return_indices=True)
+    y, indices = kernels.max_pool_forward(x, *_max_args(cfg))
     np.testing.assert_array_equal(y, yt.detach().numpy())
-    np.testing.assert_array_equal(indices, it.numpy())
+    # a window with no input: -1 here, an index past the plane in PyTorch
+    np.testing.assert_array_equal(indices[indices >= 0], it.numpy()[indices >= 0])
     xt = torch.tensor(x, requires_grad=True)
     yt = avg_pool(xt, k, s, p, ceil_mode=ceil, count_include_pad=count_include_pad)
     y = kernels.avg_pool_forward(x, k, s, p, ceil, count_include_pad)
@@ -168,6 +194,19 @@ def test_an_empty_batch_gives_empty_outputs_as_in_pytorch(n_spatial):
     assert average.shape == tuple(avg_expected.shape)
     assert kernels.max_pool_backward(y, indices, x.shape).shape == x.shape
     assert kernels.avg_pool_backward(average, x.shape, 3, 2, 1, True).shape == x.shape
+
+
+def test_a_dilated_window_with_no_input_gives_minus_infinity_and_no_gradient_as_in_pytorch():
+    torch = pytest.importorskip("torch")
+    x = np.array([[[3.0]]])                  # one entry; windows of 2, 2 apart, padding 1
+    xt = torch.tensor(x, requires_grad=True)
+    yt = torch.nn.functional.max_pool1d(xt, 2, 1, 1, 2)
+    yt.sum().backward()
+    y, indices = kernels.max_pool_forward(x, 2, 1, 1, 2)   # reads positions -1 and 1
+    np.testing.assert_array_equal(y, yt.detach().numpy())
+    assert y.tolist() == [[[-np.inf]]] and indices.tolist() == [[[-1]]]
+    np.testing.assert_array_equal(kernels.max_pool_backward(np.ones((1, 1, 1)), indices, x.shape),
+                                  xt.grad.numpy())                         # zero
 
 
 def test_float32_in_float32_out():
@@ -211,6 +250,8 @@ X = np.zeros((2, 3, 8, 8))
     (lambda: kernels.max_pool_forward(np.zeros((3, 8)), 2), ValueError, r"x must have 3 or 4 or 5 dimensions"),
     (lambda: kernels.max_pool_forward(X, 2, padding=2), ValueError, r"padding must be at most half of kernel_size"),
     (lambda: kernels.max_pool_forward(X, 9), ValueError, r"kernel size \(dilated\) 9 is larger than the padded input 8"),
+    (lambda: kernels.max_pool_forward(X, 3, dilation=4), ValueError, r"kernel size \(dilated\) 9 is larger than the padded input 8"),
+    (lambda: kernels.max_pool_forward(X, 2, dilation=0), ValueError, r"dilation must be >= 1"),
     (lambda: kernels.avg_pool_forward(X, 0), ValueError, r"kernel_size must be >= 1"),
     (lambda: kernels.avg_pool_forward(X, 2, stride=(1, 1, 1)), ValueError, r"stride must be an int or a tuple of 2 ints"),
     (lambda: kernels.avg_pool_forward(X.astype(np.int32), 2), TypeError, r"x must have dtype float32 or float64"),
@@ -225,7 +266,7 @@ X = np.zeros((2, 3, 8, 8))
     (lambda: kernels.max_pool_backward(np.zeros((2, 3, 4, 4)), np.zeros((2, 3, 4, 4), np.int32), X.shape),
      TypeError, r"indices must be an int64"),
     (lambda: kernels.max_pool_backward(np.zeros((2, 3, 4, 4)), np.full((2, 3, 4, 4), 64), X.shape),
-     ValueError, r"indices must lie in \[0, 64\)"),
+     ValueError, r"indices must lie in \[0, 64\) or be -1"),
     (lambda: kernels.max_pool_backward(np.zeros((2, 3, 4, 4)), np.zeros((2, 3, 4, 3), np.int64), X.shape),
      ValueError, r"indices must have the shape of dy"),
 ])

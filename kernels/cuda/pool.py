@@ -2,8 +2,9 @@
 
 Notation as there: x is (N, n_C, *n_in); each of the M = N n_C planes is
 pooled on its own over windows of size f, stride s, padding p; the window of
-output o covers the input positions o s - p + j, 0 <= j < f (per dimension).
-1-D and 2-D problems are lifted to 3-D with leading sizes of 1.
+output o covers the input positions o s - p + j d, 0 <= j < f (per dimension;
+the dilation d is 1 but in max pooling). 1-D and 2-D problems are lifted to
+3-D with leading sizes of 1.
 
     max pooling       y[o] = max over the window of x;  dx[i] = sum of dy[o] whose argmax is i
     average pooling   y[o] = (1 / m_o) sum over the window of x
@@ -47,10 +48,11 @@ from .reduce import reduce
 
 # ---------------------------------------------------------------- public tier
 
-def max_pool_forward(x, kernel_size, stride=None, padding=0, ceil_mode=False):
+def max_pool_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False):
     """Return (y, indices); indices[n, c, o] is the flat position in x[n, c] of y[n, c, o]."""
     x = check_device_array("x", x, ndim=(3, 4, 5))
-    out_sizes, geo = _lifted_geometry(x.shape, kernel_size, stride, padding, ceil_mode)
+    out_sizes, geo = _lifted_geometry(x.shape, kernel_size, stride, padding, ceil_mode,
+                                      dilation)
     planes = _planes(x)                                   # (N C, positions)
     y = empty((planes.shape[0], int(np.prod(out_sizes))), x.dtype)
     indices = empty(y.shape, np.int64)
@@ -101,15 +103,15 @@ def avg_pool_backward(dy, x_shape, kernel_size, stride=None, padding=0, ceil_mod
 
 # ----------------------------------------------------------- host helpers
 
-def _lifted_geometry(x_shape, kernel_size, stride, padding, ceil_mode):
+def _lifted_geometry(x_shape, kernel_size, stride, padding, ceil_mode, dilation=1):
     """Validate as the CPU twin does; return (out_sizes, the kernels' geometry lifted to 3-D):
-    ((n_in), (f), (s), (p), (n_out)), each a (d, h, w) triple."""
-    kernel, stride, pad, out_sizes = _pool_geometry(x_shape, kernel_size, stride, padding,
-                                                    ceil_mode)
+    ((n_in), (f), (s), (p), (d), (n_out)), each a (depth, height, width) triple."""
+    kernel, stride, pad, dilation, out_sizes = _pool_geometry(x_shape, kernel_size, stride,
+                                                              padding, ceil_mode, dilation)
     n_spatial = len(x_shape) - 2
     lift, no_pad = (1,) * (3 - n_spatial), (0,) * (3 - n_spatial)
     return out_sizes, (lift + tuple(x_shape[2:]), lift + kernel, lift + stride, no_pad + pad,
-                       lift + out_sizes)
+                       lift + dilation, lift + out_sizes)
 
 
 def _planes(a):
@@ -127,12 +129,12 @@ def _extreme(name, a):
 @cuda.jit(device=True)
 def _window_entry(o, j, geo):
     """The flat input position that offset j of output o's window reads, or -1 for padding."""
-    in_size, kernel, stride, pad, out_size = geo
+    in_size, kernel, stride, pad, dilation, out_size = geo
     od, oh, ow = unravel_3d(o, out_size)
     jd, jh, jw = unravel_3d(j, kernel)
-    d = od * stride[0] - pad[0] + jd
-    h = oh * stride[1] - pad[1] + jh
-    w = ow * stride[2] - pad[2] + jw
+    d = od * stride[0] - pad[0] + jd * dilation[0]
+    h = oh * stride[1] - pad[1] + jh * dilation[1]
+    w = ow * stride[2] - pad[2] + jw * dilation[2]
     if 0 <= d < in_size[0] and 0 <= h < in_size[1] and 0 <= w < in_size[2]:
         return (d * in_size[1] + h) * in_size[2] + w
     return -1
@@ -151,15 +153,16 @@ def _max_pool_kernel(y, argmax, x, geo):
                 value = x[m, i]
                 if best_i < 0 or value > best or (math.isnan(value) and not math.isnan(best)):
                     best, best_i = value, i
-        y[m, o] = best
+        y[m, o] = best if best_i >= 0 else -math.inf    # a window with no input
         argmax[m, o] = best_i
 
 
 @cuda.jit(cache=True)
 def _scatter_kernel(dx, dy, argmax):
-    """Thread (m, o) = divmod(thread, P) adds dy[m, o] to dx[m, argmax[m, o]]."""
+    """Thread (m, o) = divmod(thread, P) adds dy[m, o] to dx[m, argmax[m, o]], where the
+    window held input (argmax >= 0)."""
     m, o = divmod(cuda.grid(1), dy.shape[1])
-    if m < dy.shape[0]:
+    if m < dy.shape[0] and argmax[m, o] >= 0:
         cuda.atomic.add(dx, (m, argmax[m, o]), dy[m, o])
 
 
@@ -167,7 +170,7 @@ def _scatter_kernel(dx, dy, argmax):
 def _window_count(o, geo, count_include_pad):
     """m_o: the window's positions inside the padded input, or (count_include_pad False)
     inside the input."""
-    in_size, kernel, stride, pad, out_size = geo
+    in_size, kernel, stride, pad, _, out_size = geo      # no dilation in average pooling
     position = unravel_3d(o, out_size)
     count = 1
     for axis in range(3):
@@ -208,7 +211,7 @@ def _avg_pool_backward_kernel(dtype):
         that cover input position i."""
         m, i = divmod(cuda.grid(1), dx.shape[1])
         if m < dx.shape[0]:
-            in_size, kernel, stride, pad, out_size = geo
+            in_size, kernel, stride, pad, _, out_size = geo
             d, h, w = unravel_3d(i, in_size)
             d_lo, d_hi = _covering_outputs(d, pad[0], kernel[0], stride[0], out_size[0])
             h_lo, h_hi = _covering_outputs(h, pad[1], kernel[1], stride[1], out_size[1])

@@ -12,10 +12,10 @@ Each channel is pooled on its own over windows of size f, stride s
 
 The arguments are PyTorch's, in PyTorch's order; ceil_mode=True rounds the
 output size up (n_out = ceil((n + 2p - f) / s) + 1, less one if the last
-window would start in the padding after the input). Unlike PyTorch, no
-dilation (max pooling takes the argument, so that ceil_mode sits where
-PyTorch has it, and refuses anything but 1), return_indices or
-divisor_override.
+window would start in the padding after the input). Max pooling's dilation
+d spaces the window's entries d apart (it then spans d (f - 1) + 1
+positions, which take f's place in n_out). Unlike PyTorch, no
+return_indices or divisor_override.
 
 The kernels do the work; max pooling's forward returns the argmax of each
 window (`indices`), which its backward routes dy through. The kernels are
@@ -51,13 +51,9 @@ class AvgPool(Function):
 
 
 def _max_pool(n_spatial, input, kernel_size, stride, padding, dilation, ceil_mode):
-    name = f"max_pool{n_spatial}d"
-    check_layout(name, "input", input, ("N", "C") + SPATIAL_AXES[n_spatial])
-    if dilation not in (1, (1,) * n_spatial, [1] * n_spatial):
-        raise ValueError(f"{name}: dilation must be 1 (scratchnet's max pooling has no "
-                         f"dilation), got {dilation!r}")
+    check_layout(f"max_pool{n_spatial}d", "input", input, ("N", "C") + SPATIAL_AXES[n_spatial])
     return MaxPool.apply(input, kernel_size=kernel_size, stride=stride, padding=padding,
-                         ceil_mode=ceil_mode)
+                         dilation=dilation, ceil_mode=ceil_mode)
 
 
 def _avg_pool(n_spatial, input, kernel_size, stride, padding, ceil_mode, count_include_pad):

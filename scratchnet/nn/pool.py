@@ -8,9 +8,10 @@ and each spatial size becomes floor((n + 2p - f) / s) + 1:
     average:  a[n, c, o] = mean of the window (count_include_pad=False
               divides by the window's positions inside the input instead)
 
-ceil_mode=True rounds the output size up instead, as in PyTorch. The
-arguments are PyTorch's, in PyTorch's order as far as scratchnet has them:
-MaxPoolNd has no dilation or return_indices, so its ceil_mode is keyword-only.
+ceil_mode=True rounds the output size up instead, as in PyTorch, and max
+pooling's dilation d spaces the window's entries d apart. The arguments are
+PyTorch's, in PyTorch's order as far as scratchnet has them: MaxPoolNd has no
+return_indices, PyTorch's fifth argument, so its ceil_mode is keyword-only.
 The work is done by scratchnet.functional's max_pool*/avg_pool*.
 
 >>> import numpy as np
@@ -31,18 +32,19 @@ class MaxPoolNd(Module):
 
     n_spatial = None
 
-    def __init__(self, kernel_size, stride=None, padding=0, *, ceil_mode=False):
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, *, ceil_mode=False):
         super().__init__()
         self.kernel_size = kernel_size
         self.stride = kernel_size if stride is None else stride
-        self.padding, self.ceil_mode = padding, ceil_mode
+        self.padding, self.dilation, self.ceil_mode = padding, dilation, ceil_mode
 
     def forward(self, x):
         return MAX_POOL[self.n_spatial](x, self.kernel_size, self.stride, self.padding,
-                                        ceil_mode=self.ceil_mode)
+                                        self.dilation, self.ceil_mode)
 
     def extra_repr(self):
         text = f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+        text += f", dilation={self.dilation}" if self.dilation != 1 else ""
         return text + ", ceil_mode=True" if self.ceil_mode else text
 
 
