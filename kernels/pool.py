@@ -56,6 +56,17 @@ def max_pool_forward(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mo
     return y.reshape(out_shape), indices.reshape(out_shape)
 
 
+def pool_output_shape(x_shape, kernel_size, stride=None, padding=0, dilation=1,
+                      ceil_mode=False):
+    """Shape of max_pool_forward(x, ...)'s y without computing it (average pooling: dilation
+    1)."""
+    x_shape = check_shape("x_shape", x_shape, empty_batch=True)
+    if len(x_shape) not in (3, 4, 5):
+        raise ValueError(f"x_shape must have 3, 4 or 5 entries, got {x_shape}")
+    *_, out_sizes = _pool_geometry(x_shape, kernel_size, stride, padding, ceil_mode, dilation)
+    return tuple(x_shape[:2]) + out_sizes
+
+
 def max_pool_backward(dy, indices, x_shape):
     """dL/dx: each dy[n, c, o] goes to the position indices[n, c, o] of x[n, c]."""
     dy = check_float_array("dy", dy, ndim=(3, 4, 5))

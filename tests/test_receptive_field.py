@@ -147,8 +147,15 @@ def stacks(draw):
             k = draw(st.integers(1, 3))
             s = draw(st.integers(1, 3))
             p = draw(st.integers(0, k // 2))
-            layers.append((MAX_POOL if kind == "max" else AVG_POOL)[n](k, stride=s, padding=p))
-            dense &= k >= s
+            ceil_mode = draw(st.booleans())
+            if kind == "max":
+                d = draw(st.integers(1, 2))
+                layers.append(MAX_POOL[n](k, stride=s, padding=p, dilation=d,
+                                          ceil_mode=ceil_mode))
+            else:
+                d = 1
+                layers.append(AVG_POOL[n](k, stride=s, padding=p, ceil_mode=ceil_mode))
+            dense &= k >= s and d == 1
         elif kind == "relu":
             layers.append(nn.ReLU())
         elif kind == "bn":
@@ -291,6 +298,19 @@ def test_hand_worked_chain():
     field = receptive_field(net, "3", (3, 10, 10))
     assert field.window((4, 0)) == ((5, 13), (-3, 5))
     assert field.clipped((4, 0)) == (((5, 10), (0, 5)), ((0, 3), (3, 0)))
+
+
+def test_pooling_with_dilation_and_ceil_mode_counts_units_as_the_layer_does():
+    # windows of 2 with stride 2 on 7 positions: 3, and a fourth from position 6 with ceil_mode;
+    # then windows of 2 entries 2 apart (span 3) with stride 1: 4 - 3 + 1 = 2 units
+    net = nn.Sequential(nn.MaxPool1d(2, 2, ceil_mode=True), nn.MaxPool1d(2, 1, dilation=2))
+    fields = receptive_fields(net, (1, 7))
+    assert [field.output_sizes for _, field in fields] == [(4,), (2,)]
+    assert fields[1][1].size == (2 + 2 * 2 * 1,)       # r = 2 + (k - 1) d j = 2 + 1 * 2 * 2
+    make_positive(net)
+    depends = dependence(net, 1, (7,), ["0", "1"])
+    for name, field in fields:
+        check_against_brute_force(field, depends[name], (7,), dense=False)
 
 
 def test_dilation_same_padding_and_tuples():

@@ -6,7 +6,7 @@ results, for arrays that live in GPU memory (numba device arrays, made with
 
     conv_forward, conv_backward_input, conv_backward_weight, conv_backward_bias,
     conv_output_shape, max_pool_forward, max_pool_backward, avg_pool_forward,
-    avg_pool_backward, gram, gram_backward, relu_forward, relu_backward,
+    avg_pool_backward, pool_output_shape, gram, gram_backward, relu_forward, relu_backward,
     batch_norm_statistics, batch_norm_forward, batch_norm_backward, pairwise_sq_distances,
     pairwise_sq_distances_backward, triplet_loss, triplet_loss_backward,
     select_triplets
@@ -44,7 +44,13 @@ from .._checks import as_tuple, resolve_padding   # argument rules: the same on 
 from .activation import relu_backward, relu_forward
 from .batchnorm import batch_norm_backward, batch_norm_forward, batch_norm_statistics
 from .gram import gram, gram_backward
-from .pool import avg_pool_backward, avg_pool_forward, max_pool_backward, max_pool_forward
+from .pool import (
+    avg_pool_backward,
+    avg_pool_forward,
+    max_pool_backward,
+    max_pool_forward,
+    pool_output_shape,
+)
 from .triplet import (
     pairwise_sq_distances,
     pairwise_sq_distances_backward,
@@ -57,6 +63,7 @@ __all__ = [
     "conv_forward", "conv_backward_input", "conv_backward_weight", "conv_backward_bias",
     "conv_output_shape", "resolve_padding", "as_tuple",
     "max_pool_forward", "max_pool_backward", "avg_pool_forward", "avg_pool_backward",
+    "pool_output_shape",
     "gram", "gram_backward",
     "relu_forward", "relu_backward",
     "batch_norm_statistics", "batch_norm_forward", "batch_norm_backward",

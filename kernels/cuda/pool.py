@@ -34,7 +34,12 @@ import numpy as np
 from numba import cuda
 
 from .._checks import check_bool, check_shape
-from ..pool import _check_argmax, _check_dy_shape, _pool_geometry
+from ..pool import (
+    _check_argmax,
+    _check_dy_shape,
+    _pool_geometry,
+    pool_output_shape,  # noqa: F401 (re-exported)
+)
 from ._device import (
     as_device_array,
     check_device_array,

@@ -16,10 +16,11 @@ o s_l - p_l + t d_l (t = 0 ... k_l - 1) of a^[l-1], so
     j_l     = j_{l-1} s_l
     start_l = start_{l-1} - p_l j_{l-1}
 
-and n_l = floor((n_{l-1} + p_before + p_after - d_l (k_l - 1) - 1) / s_l) + 1.
+and n_l = floor((n_{l-1} + p_before + p_after - d_l (k_l - 1) - 1) / s_l) + 1
+(a pooling with ceil_mode rounds up, as kernels.pool_output_shape counts).
 Convolutions and poolings of any dimension (1 to 3) are such layers
-(pooling: d = 1; padding "same" is TensorFlow's split, as the kernels do
-it). Layers that act on each position alone (ReLU, batch norm, dlib's
+(average pooling: d = 1; padding "same" is TensorFlow's split, as the
+kernels do it). Layers that act on each position alone (ReLU, batch norm, dlib's
 affine, Identity, Dropout) change nothing. A chain (Sequential, or a module
 with `named_layers()`) applies the rule layer after layer. A residual unit
 (a module with `paths()`, whose output is the sum of its paths) sees what
@@ -50,7 +51,7 @@ import dataclasses
 
 import numpy as np
 
-from kernels import resolve_padding
+from kernels import pool_output_shape, resolve_padding
 
 from ..nn import (
     BatchNorm1d,
@@ -215,11 +216,12 @@ def _window_step(module, field):
     s = _per_dim(module.stride, n)
     d = _per_dim(getattr(module, "dilation", 1), n)
     pads = resolve_padding(module.padding, field.output_sizes, k, s, d)  # 'same' as kernels do
+    n_outs = _output_sizes(module, field.output_sizes, k, s, d, pads)
     size, jump, start, out = [], [], [], []
     for axis in range(n):
         r_prev, j_prev, n_prev = field.size[axis], field.jump[axis], field.output_sizes[axis]
         before, after = pads[axis]
-        n_out = (n_prev + before + after - d[axis] * (k[axis] - 1) - 1) // s[axis] + 1
+        n_out = n_outs[axis]
         if n_out < 1:
             raise ValueError(f"input_shape: too small for {type(module).__name__} in spatial "
                              f"dimension {axis}: its input there has {n_prev} positions")
@@ -229,6 +231,17 @@ def _window_step(module, field):
         out.append(n_out)
     return dataclasses.replace(field, size=tuple(size), jump=tuple(jump), start=tuple(start),
                                output_sizes=tuple(out))
+
+
+def _output_sizes(module, in_sizes, k, s, d, pads):
+    """n_l per spatial dimension, as the module's kernels count it (a pooling's ceil_mode
+    rounds up); below 1 where the window does not fit."""
+    floor = tuple((n + before + after - dd * (kk - 1) - 1) // ss + 1
+                  for n, kk, ss, dd, (before, after) in zip(in_sizes, k, s, d, pads))
+    if not getattr(module, "ceil_mode", False) or min(floor) < 1:
+        return floor
+    return pool_output_shape((1, 1) + tuple(in_sizes), k, s, [before for before, _ in pads], d,
+                             ceil_mode=True)[2:]
 
 
 def _union(fields):
