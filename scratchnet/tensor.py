@@ -107,7 +107,9 @@ class VersionCounter:
     of the arrays its backward pass will read, and their values; if a value
     has changed when backward comes, the array holds other numbers than the
     op saw, and Tensor.backward stops with an error rather than compute a
-    wrong gradient (as PyTorch does).
+    wrong gradient (as PyTorch does). A tensor also remembers the value when
+    it was made, so that one written over since (through another tensor
+    holding its array) is refused as the input of a recorded op.
     """
 
     __slots__ = ("value",)
@@ -139,6 +141,7 @@ class Tensor:
         self.grad = None
         self.grad_fn = None  # the Function that made this tensor, if recorded
         self._version_counter = VersionCounter()  # shared by the tensors holding this array
+        self._version_when_made = 0
 
     # ----------------------------------------------------------- array facts
     shape = property(lambda self: self.data.shape)
@@ -188,6 +191,7 @@ class Tensor:
         the tape."""
         detached = Tensor(self.data)
         detached._version_counter = self._version_counter
+        detached._version_when_made = self._version
         return detached
 
     def zero_grad(self):

@@ -128,24 +128,31 @@ def test_inplace_relu_refuses_a_leaf_that_requires_grad():
 
 
 # Programs that write over an array with an in-place relu after another op used it. Each
-# gets `relu_` (an in-place relu) and x, and returns the scalar to differentiate.
+# gets `relu_` (an in-place relu) and x, and returns the scalar to differentiate; with it,
+# whether scratchnet refuses the program and whether PyTorch does.
 OVERWRITE_PROGRAMS = {
     # tanh's backward reads its result, which relu_ overwrites
-    "tanh's result": lambda relu_, x: relu_(x.tanh()).sum(),
-    # (x + 1) * w reads x + 1; relu_ then overwrites it
-    "a product's factor": lambda relu_, x: _factor_then_relu(relu_, x),
+    "tanh's result": (lambda relu_, x: relu_(x.tanh()).sum(), True, True),
+    # (x + 1) * x reads x + 1; relu_ then overwrites it
+    "a product's factor": (lambda relu_, x: _factor_then_relu(relu_, x), True, True),
     # the same through a view: the reshape shares the factor's memory
-    "a view of a factor": lambda relu_, x: _view_of_factor_then_relu(relu_, x),
+    "a view of a factor": (lambda relu_, x: _view_of_factor_then_relu(relu_, x), True, True),
     # the same through detach, which shares the array too
-    "a detached factor": lambda relu_, x: _detached_factor_then_relu(relu_, x),
+    "a detached factor": (lambda relu_, x: _detached_factor_then_relu(relu_, x), True, True),
+    # h * 3 reads 3, not h, when only h's gradient is wanted
+    "a factor whose partner is a constant": (
+        lambda relu_, x: _constant_partner_then_relu(relu_, x), False, False),
     # reading h + 1 needs nothing of h: overwriting h after it is fine
-    "a sum's term": lambda relu_, x: _term_then_relu(relu_, x),
+    "a sum's term": (lambda relu_, x: _term_then_relu(relu_, x), False, False),
     # a convolution-like product's output, overwritten before anything read it
-    "a fresh result": lambda relu_, x: relu_(x * 3 - 1).sum(),
+    "a fresh result": (lambda relu_, x: relu_(x * 3 - 1).sum(), False, False),
+    # h itself used after relu_(h): PyTorch rebases h on the relu, scratchnet refuses h
+    "the tensor relu_ was given, used after": (
+        lambda relu_, x: _given_then_used(relu_, x), True, False),
+    # a view of h made before relu_(h), used after: refused too (PyTorch rebases it)
+    "a view made before, used after": (
+        lambda relu_, x: _view_then_used(relu_, x), True, False),
 }
-OVERWRITE_IS_AN_ERROR = {"tanh's result": True, "a product's factor": True,
-                         "a view of a factor": True, "a detached factor": True,
-                         "a sum's term": False, "a fresh result": False}
 
 
 def _factor_then_relu(relu_, x):
@@ -168,40 +175,77 @@ def _detached_factor_then_relu(relu_, x):
     return product.sum()
 
 
+def _constant_partner_then_relu(relu_, x):
+    h = x * 2
+    product = h * 3
+    return product.sum() + relu_(h).sum()
+
+
 def _term_then_relu(relu_, x):
     h = x * 2
     total = (h + 1).sum()
     return total + relu_(h).sum()
 
 
-@pytest.mark.parametrize("program", sorted(OVERWRITE_PROGRAMS))
-def test_overwriting_an_array_backward_reads_is_an_error_and_other_overwrites_are_not(program):
+def _given_then_used(relu_, x):
+    h = x * 2
+    relu_(h)
+    return (h * 3).sum()
+
+
+def _view_then_used(relu_, x):
+    h = x * 2
+    view = h.reshape(-1)
+    relu_(h)
+    return (view * 3).sum()
+
+
+def _gradient(program, relu_, module):
+    """x's gradient of program(relu_, x) on a fixed x, in scratchnet or in torch."""
     data = np.array([[-1.0, 0.5], [2.0, -0.25]])
-    x = Tensor(data.copy(), requires_grad=True)
-    loss = OVERWRITE_PROGRAMS[program](lambda t: F.relu(t, inplace=True), x)
-    if OVERWRITE_IS_AN_ERROR[program]:
-        with pytest.raises(RuntimeError, match=r"\.backward needs an array that an in-place op "
-                                               r"\(relu with inplace=True\) wrote over"):
-            loss.backward()
+    x = (Tensor(data.copy(), requires_grad=True) if module is None
+         else module.tensor(data, requires_grad=True))
+    program(relu_, x).backward()
+    return np.asarray(x.grad)
+
+
+@pytest.mark.parametrize("name", sorted(OVERWRITE_PROGRAMS))
+def test_overwriting_an_array_a_gradient_needs_is_an_error_and_other_overwrites_are_not(name):
+    program, refused, _ = OVERWRITE_PROGRAMS[name]
+    in_place = lambda t: F.relu(t, inplace=True)    # noqa: E731
+    if refused:
+        with pytest.raises(RuntimeError, match=r"an in-place op \(relu with inplace=True\)"):
+            _gradient(program, in_place, None)
         return
-    loss.backward()
-    fresh = Tensor(data.copy(), requires_grad=True)                 # the same without in place
-    OVERWRITE_PROGRAMS[program](F.relu, fresh).backward()
-    np.testing.assert_array_equal(x.grad, fresh.grad)
+    np.testing.assert_array_equal(_gradient(program, in_place, None),
+                                  _gradient(program, F.relu, None))   # the same without it
 
 
-@pytest.mark.parametrize("program", sorted(OVERWRITE_PROGRAMS))
-def test_overwrites_are_refused_where_pytorch_refuses_them(program):
+@pytest.mark.parametrize("name", sorted(OVERWRITE_PROGRAMS))
+def test_overwrites_are_refused_where_pytorch_refuses_them_or_rebases(name):
     torch = pytest.importorskip("torch")
-    x = torch.tensor([[-1.0, 0.5], [2.0, -0.25]], dtype=torch.float64, requires_grad=True)
-    loss = OVERWRITE_PROGRAMS[program](torch.relu_, x)
+    program, refused, torch_refuses = OVERWRITE_PROGRAMS[name]
     try:
-        loss.backward()
-        refused = False
+        gradient = _gradient(program, torch.relu_, torch)
     except RuntimeError as error:
-        assert "modified by an inplace operation" in str(error)
-        refused = True
-    assert refused == OVERWRITE_IS_AN_ERROR[program]
+        assert "modified by an inplace operation" in str(error) and torch_refuses
+        return
+    assert not torch_refuses
+    if not refused:                           # where both go on, the same gradient
+        in_place = lambda t: F.relu(t, inplace=True)    # noqa: E731
+        np.testing.assert_array_equal(_gradient(program, in_place, None), gradient)
+
+
+def test_an_in_place_relu_refuses_an_array_and_a_view_of_a_leaf_that_requires_grad():
+    array = np.array([-1.0, 2.0])
+    with pytest.raises(TypeError, match="x: an in-place relu needs a Tensor, got ndarray"):
+        F.relu(array, inplace=True)
+    w = Tensor(np.array([[-1.0, 2.0], [3.0, -4.0]]), requires_grad=True)
+    for view in (w.reshape(-1), w[0], w.T[1:]):
+        with pytest.raises(ValueError, match="nor a view of one"):
+            F.relu(view, inplace=True)
+    np.testing.assert_array_equal(w.data, [[-1.0, 2.0], [3.0, -4.0]])     # untouched
+    assert w._version == 0 and array.tolist() == [-1.0, 2.0]
 
 
 def test_an_in_place_relu_counts_a_write_on_the_array_it_shares():
@@ -211,7 +255,7 @@ def test_an_in_place_relu_counts_a_write_on_the_array_it_shares():
     assert z._version == view._version == 0
     y = F.relu(view, inplace=True)
     assert z._version == view._version == y._version == 1     # one array, one counter
-    assert F.relu(z)._version == 0                            # a new array, a new counter
+    assert F.relu(y)._version == 0                            # a new array, a new counter
     assert x._version == 0
 
 

@@ -20,10 +20,15 @@ one of them later (relu with inplace=True) is an error at backward time
 rather than a wrong gradient (scratchnet.tensor.VersionCounter):
 `keeps_inputs` (default True: the safe guess) and `keeps_output` (default
 False). An op that reads no input, as Add, says keeps_inputs = False; one
-that reads its own result, as Exp, says keeps_output = True. A forward that
-wrote its result over input i's array sets `self.overwrote = i`: the output
-shares that input's counter, which counts one more write. Otherwise an output
-that shares memory with an input (a view, as reshape's) shares its counter.
+that reads its own result, as Exp, says keeps_output = True; one whose reads
+depend on which gradients are wanted (Mul: dx reads y, dy reads x) overrides
+`read_by_backward`. A forward that wrote its result over input i's array
+sets `self.overwrote = i`: the output shares that input's counter, which
+counts one more write. Otherwise an output that shares memory with an input
+(a view, as reshape's) shares its counter. A tensor of the graph whose array
+was written over after it was made (the tensor relu in place was given, a
+view made before) is refused as an input: its values are no longer the ones
+its gradient path describes.
 
 All tensors of one op must be on one device ("cpu" or "cuda", see
 scratchnet.device). forward and backward then get NumPy arrays, or
@@ -68,15 +73,23 @@ class Function:
         common_device(cls.__name__, [x.data for x in inputs])
         fn = cls()
         fn.needs_input_grad = tuple(x.requires_grad for x in inputs)
+        recording = is_grad_enabled() and any(fn.needs_input_grad)
+        if recording:
+            _check_not_written_over(cls.__name__, inputs)
         output = Tensor(fn.forward(*(x.data for x in inputs), **params))
         _share_version_counter(output, inputs, fn.overwrote)
-        if is_grad_enabled() and any(fn.needs_input_grad):
+        if recording:
             fn.inputs = inputs
-            kept = (inputs if fn.keeps_inputs else ()) + ((output,) if fn.keeps_output else ())
-            fn.saved_versions = tuple((t._version_counter, t._version) for t in kept)
+            fn.saved_versions = tuple((t._version_counter, t._version)
+                                      for t in fn.read_by_backward(inputs, output))
             output.requires_grad = True
             output.grad_fn = fn
         return output
+
+    def read_by_backward(self, inputs, output):
+        """The tensors whose arrays backward will read: the inputs if keeps_inputs, the output
+        if keeps_output. Tensor.backward checks that none was written over since."""
+        return (inputs if self.keeps_inputs else ()) + ((output,) if self.keeps_output else ())
 
     def forward(self, *arrays, **params):
         raise NotImplementedError(f"{type(self).__name__} must define forward")
@@ -85,16 +98,35 @@ class Function:
         raise NotImplementedError(f"{type(self).__name__} must define backward")
 
 
+def _check_not_written_over(name, inputs):
+    """Raise if an input of the graph had its array written over in place after it was made:
+    its gradient path no longer describes its values."""
+    for position, x in enumerate(inputs):
+        if x.requires_grad and x._version != x._version_when_made:
+            raise RuntimeError(
+                f"{name}: input {position} was written over by an in-place op (relu with "
+                f"inplace=True) after it was made; use that op's result instead"
+            )
+
+
 def _share_version_counter(output, inputs, overwrote):
     """One array, one counter: the output takes the counter of the input whose array it is
     (written over in place, one more write) or views (reshape, basic indexing)."""
     if overwrote is not None:
         output._version_counter = inputs[overwrote]._version_counter
         output._version_counter.value += 1
-        return
-    for x in inputs:
-        if shares_memory(output.data, x.data):
-            output._version_counter = x._version_counter
+    else:
+        for x in inputs:
+            if shares_memory(output.data, x.data):
+                output._version_counter = x._version_counter
+    output._version_when_made = output._version
+
+
+def factors_read(inputs, needs_input_grad):
+    """For a product of two factors (x y, a @ b, x w^T), what backward reads: the gradient
+    of each factor reads the other, so a factor is read when the other's gradient is wanted."""
+    first, second = inputs[:2]
+    return ((second,) if needs_input_grad[0] else ()) + ((first,) if needs_input_grad[1] else ())
 
 
 def as_tensor(x):

@@ -15,7 +15,7 @@ overflows, on whichever side of 0 x lies.
 
 import numpy as np
 
-from ..device import CudaArray, kernels_for
+from ..device import CudaArray, kernels_for, shares_memory
 from ..tensor import Tensor
 from ._function import Function, normalize_axes
 
@@ -94,11 +94,27 @@ def relu(x, inplace=False):
     backward pass needs its input but not its output: if a recorded op's
     backward pass reads x's array, backward stops with an error
     (scratchnet.tensor.VersionCounter) rather than compute a wrong gradient.
+    Go on with the result: x itself (and views of it made before) are refused
+    as inputs of recorded ops from then on. x must be a Tensor (an array is
+    wrapped anew wherever it is used, so an overwrite could not be noticed),
+    and neither a leaf that requires grad nor a view of one.
     """
-    if inplace and isinstance(x, Tensor) and x.requires_grad and x.grad_fn is None:
+    if inplace and not isinstance(x, Tensor):
+        raise TypeError(f"x: an in-place relu needs a Tensor, got {type(x).__name__} (its "
+                        f"other uses could not notice the overwrite); use inplace=False")
+    if inplace and _array_of_a_leaf_that_requires_grad(x):
         raise ValueError("x: an in-place relu cannot overwrite a leaf tensor that requires "
-                         "grad (its values are an input of the graph); use inplace=False")
+                         "grad, nor a view of one (its values are an input of the graph); use "
+                         "inplace=False")
     return ReLU.apply(x, inplace=inplace)
+
+
+def _array_of_a_leaf_that_requires_grad(x):
+    """True when x's array is that of a leaf that requires grad: x is such a leaf, or a view
+    of one (made by ops whose output shares their first input's memory)."""
+    while x.grad_fn is not None and shares_memory(x.data, x.grad_fn.inputs[0].data):
+        x = x.grad_fn.inputs[0]
+    return x.requires_grad and x.grad_fn is None
 
 
 def stable_sigmoid(x):

@@ -22,7 +22,7 @@ x^0 = 1 is constant, even at x = 0, where y x^(y-1) would read 0 * inf.
 
 import numpy as np
 
-from ._function import Function, operands, unbroadcast
+from ._function import Function, factors_read, operands, unbroadcast
 
 
 class Add(Function):
@@ -48,6 +48,9 @@ class Sub(Function):
 
 
 class Mul(Function):
+    def read_by_backward(self, inputs, output):   # dx = dz y reads y, dy = dz x reads x
+        return factors_read(inputs, self.needs_input_grad)
+
     def forward(self, x, y):
         self.x, self.y = x, y
         return x * y
@@ -59,6 +62,10 @@ class Mul(Function):
 
 
 class Div(Function):
+    def read_by_backward(self, inputs, output):   # dx = dz / y reads y, dy reads x and y
+        x, y = inputs
+        return (y,) + ((x,) if self.needs_input_grad[1] else ())
+
     def forward(self, x, y):
         self.x, self.y = x, y
         return x / y
@@ -72,7 +79,8 @@ class Div(Function):
 
 
 class Pow(Function):
-    keeps_output = True  # backward reads z = x**y, and x and y
+    def read_by_backward(self, inputs, output):   # dy = dz z log x reads z as well
+        return inputs + ((output,) if self.needs_input_grad[1] else ())
 
     def forward(self, x, y):
         self.x, self.y = x, y

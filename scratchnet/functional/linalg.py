@@ -12,10 +12,13 @@
 
 import numpy as np
 
-from ._function import Function, normalize_axes, unbroadcast
+from ._function import Function, factors_read, normalize_axes, unbroadcast
 
 
 class MatMul(Function):
+    def read_by_backward(self, inputs, output):   # da = dz b^T reads b, db = a^T dz reads a
+        return factors_read(inputs, self.needs_input_grad)
+
     def forward(self, a, b):
         self.a, self.b = a, b
         return a @ b
@@ -37,6 +40,9 @@ class MatMul(Function):
 
 
 class Linear(Function):
+    def read_by_backward(self, inputs, output):   # dx = dy w reads w, dw = dy^T x reads x
+        return factors_read(inputs, self.needs_input_grad)
+
     def forward(self, x, w, b=None):
         self.x, self.w = x, w
         y = x @ w.T  # (..., in) x (in, out) -> (..., out)
