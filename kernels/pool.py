@@ -128,10 +128,11 @@ def _pool_geometry(x_shape, kernel_size, stride, padding, ceil_mode, dilation=1)
     if any(2 * p > f for p, f in zip(pad, kernel)):
         raise ValueError(f"padding must be at most half of kernel_size {kernel}, got {padding!r}")
     in_sizes = tuple(x_shape[2:])
-    out_sizes = output_sizes(in_sizes, kernel, stride, tuple((p, p) for p in pad), dilation)
-    if ceil_mode:
+    if ceil_mode:   # rounding up, a window longer than the padded input may still hold input
         out_sizes = tuple(_ceil_mode_size(n, d * (f - 1) + 1, s, p)
                           for n, f, s, p, d in zip(in_sizes, kernel, stride, pad, dilation))
+    if not ceil_mode or min(out_sizes) < 1:    # else the window does not fit: say so
+        out_sizes = output_sizes(in_sizes, kernel, stride, tuple((p, p) for p in pad), dilation)
     return kernel, stride, pad, dilation, out_sizes
 
 

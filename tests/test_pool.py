@@ -212,6 +212,21 @@ def test_a_dilated_window_with_no_input_gives_minus_infinity_and_no_gradient_as_
                                   xt.grad.numpy())                         # zero
 
 
+def test_ceil_mode_takes_a_window_longer_than_the_padded_input_as_pytorch_does():
+    x = np.array([[[0.0, 1.0, 2.0, 3.0]]])
+    # f = 3, d = 3: a span of 7 over 4 + 2 padded positions; floor gives no window, ceil one,
+    # reading positions -1, 2 and 5: only 2 is input
+    with pytest.raises(ValueError, match=r"kernel size \(dilated\) 7 is larger"):
+        kernels.max_pool_forward(x, 3, 2, 1, 3)
+    y, indices = kernels.max_pool_forward(x, 3, 2, 1, 3, ceil_mode=True)
+    assert y.tolist() == [[[2.0]]] and indices.tolist() == [[[2]]]
+    assert kernels.pool_output_shape(x.shape, 3, 2, 1, 3, ceil_mode=True) == (1, 1, 1)
+    np.testing.assert_array_equal(naive_pool.max_pool(x, 3, 2, 1, ceil_mode=True, dilation=3), y)
+    torch = pytest.importorskip("torch")
+    expected = torch.nn.functional.max_pool1d(torch.tensor(x), 3, 2, 1, 3, ceil_mode=True)
+    np.testing.assert_array_equal(y, expected.numpy())
+
+
 def test_float32_in_float32_out():
     x = np.random.default_rng(0).standard_normal((2, 3, 8, 8)).astype(np.float32)
     y, indices = kernels.max_pool_forward(x, 2)

@@ -236,12 +236,19 @@ def _window_step(module, field):
 def _output_sizes(module, in_sizes, k, s, d, pads):
     """n_l per spatial dimension, as the module's kernels count it (a pooling's ceil_mode
     rounds up); below 1 where the window does not fit."""
-    floor = tuple((n + before + after - dd * (kk - 1) - 1) // ss + 1
-                  for n, kk, ss, dd, (before, after) in zip(in_sizes, k, s, d, pads))
-    if not getattr(module, "ceil_mode", False) or min(floor) < 1:
-        return floor
-    return pool_output_shape((1, 1) + tuple(in_sizes), k, s, [before for before, _ in pads], d,
-                             ceil_mode=True)[2:]
+    if getattr(module, "ceil_mode", False):
+        return tuple(_ceil_mode_units(n, kk, ss, before, dd)
+                     for n, kk, ss, dd, (before, _) in zip(in_sizes, k, s, d, pads))
+    return tuple((n + before + after - dd * (kk - 1) - 1) // ss + 1
+                 for n, kk, ss, dd, (before, after) in zip(in_sizes, k, s, d, pads))
+
+
+def _ceil_mode_units(n, k, s, p, d):
+    """A ceil_mode pooling's units along one dimension, 0 where the kernels refuse it."""
+    try:
+        return pool_output_shape((1, 1, n), k, s, p, d, ceil_mode=True)[2]
+    except ValueError:
+        return 0
 
 
 def _union(fields):
