@@ -663,8 +663,7 @@ def _unaliased(result, operands):
     """Where to write: `result`, or a fresh array when an operand reads result's memory
     through other strides (x += x.T), since threads would then overwrite what others read."""
     for operand in operands:
-        shares = operand.view.buffer is result.view.buffer
-        if shares and operand.view[1:] != result.view[1:]:
+        if shares_memory(operand, result) and operand.view[1:] != result.view[1:]:
             return CudaArray.empty(result.shape, result.dtype)
     return result
 
